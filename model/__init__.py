@@ -1,0 +1,1 @@
+"""BioGPT in torch: tokenizer, modules, loader, KV cache and generation engine (never imports ray)."""

@@ -1,0 +1,1 @@
+"""PubMed reading, Ray Data stages and mining tasks."""

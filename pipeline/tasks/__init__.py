@@ -1,0 +1,1 @@
+"""Mining tasks: relation extraction recipes, entity tagging, scorers."""
