@@ -10,6 +10,7 @@ import sys
 # Modules import heavy dependencies (torch, ray) inside their handlers, so `--help` stays fast.
 COMMANDS: tuple[str, ...] = (
     "jobs.parse",
+    "jobs.run",
 )
 
 

@@ -1,0 +1,121 @@
+"""Run configuration for `biomine run`: validated pydantic model, loadable from YAML or TOML."""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+RE_TASKS = ("re-bc5cdr", "re-ddi", "re-kd-dti")
+ALL_TASKS = (*RE_TASKS, "ner")
+DEMO_MODEL = "demo"  # model id recorded for the tiny random model of --demo-model
+
+
+class RunConfig(BaseModel):
+    """Everything one run needs; defaults suit a single machine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inputs: list[str] = Field(min_length=1, description="PubMed XML files, globs or folders")
+    output: str = Field(description="output folder (local path or URI)")
+    tasks: list[str] = Field(default_factory=lambda: ["re-bc5cdr"])
+    re_model: str | None = Field(None, description="RE checkpoint: hub repo id or local folder")
+    ner_model: str | None = Field(None, description="token-classification checkpoint")
+    entities: str | None = Field(None, description="entity dictionary (*.entities.json) for linking")
+    demo_model: bool = Field(False, description="tiny random BioGPT built on the spot; output meaningless")
+    gpus: int | None = Field(None, ge=0, description="GPU actors (None: all GPUs of the cluster; 0: one CPU actor)")
+    batch_size: int = Field(64, ge=1, description="rows per GPU-stage batch")
+    cpu_batch_size: int = Field(256, ge=1, description="rows per CPU-stage batch")
+    cpu_actors: int = Field(2, ge=1, description="max actors per CPU stage (tokenize, postprocess)")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    limit: int | None = Field(None, ge=1, description="mine at most this many articles (first in NLM order)")
+    address: str | None = Field(None, description="Ray address (ray://..., auto); None starts a local Ray")
+    max_new_tokens: int = Field(256, ge=1, description="RE generation budget per abstract")
+    max_source_tokens: int = Field(640, ge=8, description="RE source cut (BioGPT recipe: 640)")
+    ner_window: int = Field(512, ge=16, description="NER window in tokens")
+    ner_stride: int = Field(128, ge=0, description="overlap between NER windows in tokens")
+    max_num_seqs: int = Field(256, ge=1, description="engine: sequences decoded together")
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=0.98)
+    max_retries: int = Field(2, ge=0, description="retries of a failed GPU batch before per-record errors")
+    object_store_memory_gb: float | None = Field(None, gt=0, description="Ray Data object-store budget")
+    run_id: str | None = None
+    progress: bool = True
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _split_tasks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _check_tasks(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in ALL_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; choose from {list(ALL_TASKS)}")
+        if not value:
+            raise ValueError("at least one task is needed")
+        if sum(t in RE_TASKS for t in value) > 1:
+            raise ValueError("one relation-extraction task per run (one --re-model)")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _check_models(self) -> "RunConfig":
+        if self.re_task and not (self.re_model or self.demo_model):
+            raise ValueError(f"task {self.re_task} needs --re-model (or --demo-model)")
+        if "ner" in self.tasks and not (self.ner_model or self.demo_model):
+            raise ValueError("task ner needs --ner-model (or --demo-model)")
+        if self.ner_stride >= self.ner_window:
+            raise ValueError("ner_stride must be smaller than ner_window")
+        return self
+
+    @property
+    def re_task(self) -> str | None:
+        """The relation-extraction task of this run, if any."""
+        return next((t for t in self.tasks if t in RE_TASKS), None)
+
+    @property
+    def re_model_id(self) -> str | None:
+        """Model id recorded in output rows for the RE model."""
+        return DEMO_MODEL if self.demo_model and not self.re_model else self.re_model
+
+    @property
+    def ner_model_id(self) -> str | None:
+        """Model id recorded in output rows for the tagger."""
+        return DEMO_MODEL if self.demo_model and not self.ner_model else self.ner_model
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML, TOML or JSON run-config file into a dict (keys as in RunConfig)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:  # parser errors differ per format; report them uniformly
+        raise ValueError(f"{path}: cannot parse config ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must hold a mapping of settings")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def build_config(file_values: dict[str, Any], cli_values: dict[str, Any]) -> RunConfig:
+    """Merge config-file values with CLI values (CLI wins where given) and validate."""
+    merged = {**file_values, **{k: v for k, v in cli_values.items() if v is not None}}
+    try:
+        return RunConfig(**merged)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                 for err in exc.errors()]
+        raise ValueError("invalid run configuration:\n  " + "\n  ".join(lines)) from None

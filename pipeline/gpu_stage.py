@@ -1,0 +1,141 @@
+"""The GPU stage: each actor builds its engine(s) once and pushes whole batches through them.
+
+Failures stay local: an out-of-memory error halves the chunk and retries; any other failure
+retries the chunk record by record, and a record that still fails becomes an `errors` entry.
+The actor sees token ids only (tokenizing and detokenizing run in the CPU stages).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import pyarrow as pa
+
+from pipeline.config import RunConfig
+from pipeline.outputs import ERROR_STRUCT, error_row
+from pipeline.stages import IDS, _errors, _set, as_table, require
+
+log = logging.getLogger(__name__)
+
+
+def _dtype(name: str, device: str) -> Any:
+    import torch
+
+    if name == "auto":
+        if device != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return getattr(torch, name)
+
+
+class GenerateStage:
+    """RE generation (greedy, BioGPT recipe) and NER token scoring on one GPU (or the CPU)."""
+
+    requires = ("pmid", "re_prompt", "ner_windows", "errors")
+    adds = ("re_output", "re_finish", "ner_probs", "n_generated", "n_prompt_tokens")
+
+    def __init__(self, config: RunConfig) -> None:
+        import torch
+
+        from model.engine import Engine, EngineConfig, SamplingParams
+
+        self.config = config
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = _dtype(config.dtype, self.device)
+        engine_cfg = EngineConfig(max_num_seqs=config.max_num_seqs,
+                                  gpu_memory_utilization=config.gpu_memory_utilization)
+        self.params = SamplingParams(max_new_tokens=config.max_new_tokens, num_beams=1)
+        self.re_engine = self.ner_engine = None
+        started = time.perf_counter()
+        if config.re_task:
+            model = _load(config.re_model, config.demo_model, "re", dtype, self.device)
+            self.re_engine = Engine(model, None, engine_cfg)
+        if "ner" in config.tasks:
+            model = _load(config.ner_model, config.demo_model, "ner", dtype, self.device)
+            self.ner_engine = Engine(model, None, engine_cfg)
+        log.info("GPU stage ready on %s (%s) in %.1fs", self.device, dtype, time.perf_counter() - started)
+
+    def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
+        table = as_table(batch)
+        require(table, self.requires, type(self).__name__)
+        errors = _errors(table)
+        n = table.num_rows
+        outputs: list[list[int] | None] = [None] * n
+        finish: list[str | None] = [None] * n
+        probs: list[list | None] = [None] * n
+        n_gen = [0] * n
+        n_prompt = [0] * n
+        if self.re_engine is not None:
+            prompts = table.column("re_prompt").to_pylist()
+            rows = [i for i, p in enumerate(prompts) if p]
+            gens = self._resilient(lambda ps: self.re_engine.generate(ps, self.params),
+                                   [prompts[i] for i in rows], rows, table, errors, "generate")
+            for i, gen in zip(rows, gens):
+                if gen is not None:
+                    outputs[i], finish[i] = list(gen.token_ids), gen.finish_reason
+                    n_gen[i], n_prompt[i] = len(gen.token_ids), len(prompts[i])
+        if self.ner_engine is not None:
+            windows = table.column("ner_windows").to_pylist()
+            rows = [i for i, w in enumerate(windows) if w]
+            flat = [w for i in rows for w in windows[i]]
+            owner = [i for i in rows for _ in windows[i]]
+            scored = self._resilient(lambda ws: self.ner_engine.classify_tokens(ws), flat, owner,
+                                     table, errors, "tag")
+            for i in rows:
+                mine = [s for s, o in zip(scored, owner) if o == i]
+                if all(s is not None for s in mine):
+                    probs[i] = [s.tolist() for s in mine]
+        table = _set(table, "re_output", outputs, IDS)
+        table = _set(table, "re_finish", finish, pa.string())
+        table = _set(table, "ner_probs", probs, pa.list_(pa.list_(pa.list_(pa.float32()))))
+        table = _set(table, "n_generated", n_gen, pa.int64())
+        table = _set(table, "n_prompt_tokens", n_prompt, pa.int64())
+        table = _set(table, "errors", errors, pa.list_(ERROR_STRUCT))
+        return table.drop_columns([c for c in ("re_prompt", "ner_windows") if c in table.column_names])
+
+    def _resilient(self, fn: Callable[[list], Sequence], items: list, rows: list[int],
+                   table: pa.Table, errors: list[list[dict]], stage: str) -> list:
+        """Run fn over items in chunks; halve on OOM, isolate records on other errors."""
+        import torch
+
+        results: list = [None] * len(items)
+        start, chunk, isolate_until = 0, max(len(items), 1), -1
+        while start < len(items):
+            size = 1 if start < isolate_until else chunk
+            part = list(range(start, min(start + size, len(items))))
+            try:
+                for j, out in zip(part, fn([items[j] for j in part])):
+                    results[j] = out
+                start += len(part)
+            except torch.OutOfMemoryError as exc:
+                if self.device == "cuda":
+                    torch.cuda.empty_cache()
+                if size > 1:
+                    chunk = max(1, size // 2)
+                    log.warning("%s: out of memory on %d records; retrying in chunks of %d", stage, size, chunk)
+                    continue
+                errors[rows[start]].append(error_row(table, rows[start], stage, exc))
+                start += 1
+            except Exception as exc:  # a bad record: retry this chunk one record at a time
+                if size > 1:
+                    log.warning("%s failed on a chunk of %d (%s); isolating records", stage, size, exc)
+                    isolate_until = start + size
+                    continue
+                errors[rows[start]].append(error_row(table, rows[start], stage, exc))
+                start += 1
+        return results
+
+
+def _load(model_id: str | None, demo: bool, kind: str, dtype: Any, device: str) -> Any:
+    """Our BioGPT from a hub id / local folder, or the tiny demo model."""
+    if model_id is None:
+        if not demo:
+            raise ValueError(f"no model given for {kind}")
+        from model.demo import build_demo_model
+
+        return build_demo_model(kind, device=device).to(dtype)
+    from model.loader import load_model
+
+    head = "BioGptForCausalLM" if kind == "re" else "BioGptForTokenClassification"
+    return load_model(model_id, dtype=dtype, device=device, head=head)

@@ -1,0 +1,50 @@
+"""Schemas of the run's output dataset (OUT/articles, relations, entities, errors), fixed in code."""
+from __future__ import annotations
+
+import traceback
+
+import pyarrow as pa
+
+from pipeline.schema import ERROR_SCHEMA
+from pipeline.sink import OutputTable
+from pipeline.tasks.rows import ENTITY_SCHEMA, RELATION_SCHEMA
+
+OUT_ARTICLE_SCHEMA = pa.schema([
+    ("pmid", pa.int64()),
+    ("version", pa.int32()),
+    ("title", pa.string()),
+    ("journal", pa.string()),
+    ("year", pa.int32()),
+    ("has_abstract", pa.bool_()),
+    ("source_file", pa.string()),
+    ("position", pa.int64()),          # record index in source_file
+    ("n_relations", pa.int64()),
+    ("n_entities", pa.int64()),
+    ("n_errors", pa.int64()),
+])
+
+ERROR_STRUCT = pa.struct(list(ERROR_SCHEMA))
+RELATION_STRUCT = pa.struct(list(RELATION_SCHEMA))
+ENTITY_STRUCT = pa.struct(list(ENTITY_SCHEMA))
+
+OUTPUT_TABLES = [
+    OutputTable("articles", OUT_ARTICLE_SCHEMA),
+    OutputTable("relations", RELATION_SCHEMA, nested="relations"),
+    OutputTable("entities", ENTITY_SCHEMA, nested="entities"),
+    OutputTable("errors", ERROR_SCHEMA, nested="errors"),
+]
+TABLE_NAMES = [t.name for t in OUTPUT_TABLES]
+
+
+def error_row(table: pa.Table, i: int, stage: str, exc: BaseException) -> dict:
+    """An ERROR_SCHEMA row for record i of a batch that failed in `stage`."""
+    def col(name: str):  # noqa: ANN202
+        return table.column(name)[i].as_py() if name in table.column_names else None
+
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    message = f"{type(exc).__name__}: {exc}"
+    if where is not None:
+        message += f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+    return {"source_file": col("source_file"), "file_seq": col("file_seq"), "pmid": col("pmid"),
+            "record_index": col("position"), "position": None, "line": None, "byte_offset": None,
+            "stage": stage, "message": message}

@@ -1,0 +1,170 @@
+"""Ray Data stages: callable classes that declare the columns they need and add.
+
+Each stage takes a batch (a `pa.Table` or a dict of arrays) and returns a `pa.Table`, so it can
+be tested by calling it directly, without Ray. CPU stages (tokenize, postprocess) never touch
+the GPU; the GPU stage only sees token ids. Errors of one record become rows in the `errors`
+column (ERROR_SCHEMA structs) and the record goes on through the pipeline without model output.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.config import RunConfig
+from pipeline.outputs import ERROR_STRUCT, ENTITY_STRUCT, RELATION_STRUCT, error_row
+from pipeline.runtime import load_tasks
+
+log = logging.getLogger(__name__)
+
+IDS = pa.list_(pa.int32())
+
+
+def as_table(batch: pa.Table | Mapping[str, Any]) -> pa.Table:
+    """Accept a pyarrow table or a dict of arrays/lists (as Ray's numpy format gives)."""
+    if isinstance(batch, pa.Table):
+        return batch
+    return pa.table({k: (v.tolist() if isinstance(v, np.ndarray) and v.dtype == object else v)
+                     for k, v in batch.items()})
+
+
+def require(table: pa.Table, columns: tuple[str, ...], stage: str) -> None:
+    """Fail clearly when a batch lacks a column the stage needs."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise ValueError(f"stage {stage} needs column(s) {missing}; the batch has {table.column_names}")
+
+
+def _set(table: pa.Table, name: str, values: Any, type_: pa.DataType) -> pa.Table:
+    array = pa.array(values, type=type_)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, array)
+    return table.append_column(name, array)
+
+
+def _errors(table: pa.Table) -> list[list[dict]]:
+    if "errors" in table.column_names:
+        return [list(e or []) for e in table.column("errors").to_pylist()]
+    return [[] for _ in range(table.num_rows)]
+
+
+class TokenizeStage:
+    """Builds each task's model inputs (token ids) from title and abstract (CPU)."""
+
+    requires = ("pmid", "version", "title", "abstract", "source_file")
+    adds = ("has_abstract", "re_prompt", "re_cut", "ner_windows", "errors")
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.re_task, self.ner_task = load_tasks(config)
+
+    def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
+        table = as_table(batch)
+        require(table, self.requires, type(self).__name__)
+        articles = table.select(["pmid", "version", "title", "abstract"]).to_pylist()
+        errors = _errors(table)
+        prompts: list[list[int] | None] = []
+        cuts: list[int | None] = []
+        windows: list[list[list[int]] | None] = []
+        for i, article in enumerate(articles):
+            prompt = cut = wins = None
+            if article["abstract"]:
+                try:
+                    if self.re_task is not None:
+                        inputs = self.re_task.build_inputs(article)
+                        prompt, cut = list(inputs.prompt_ids), int(inputs.n_cut)
+                        if len(prompt) >= self.re_task.max_model_len:
+                            raise ValueError(f"prompt of {len(prompt)} tokens does not fit the model "
+                                             f"window of {self.re_task.max_model_len}")
+                    if self.ner_task is not None:
+                        wins = [list(w.input_ids) for w in self.ner_task.build_inputs(article)]
+                except Exception as exc:  # one bad record must not stop the batch
+                    prompt = cut = wins = None
+                    errors[i].append(error_row(table, i, "tokenize", exc))
+            prompts.append(prompt)
+            cuts.append(cut)
+            windows.append(wins)
+        table = _set(table, "has_abstract", [bool(a["abstract"]) for a in articles], pa.bool_())
+        table = _set(table, "re_prompt", prompts, IDS)
+        table = _set(table, "re_cut", cuts, pa.int32())
+        table = _set(table, "ner_windows", windows, pa.list_(IDS))
+        return _set(table, "errors", errors, pa.list_(ERROR_STRUCT))
+
+
+class PostprocessStage:
+    """Turns generated ids and tag probabilities into relation and entity rows (CPU)."""
+
+    requires = ("pmid", "version", "title", "abstract", "re_output", "ner_probs", "errors")
+    adds = ("relations", "entities", "n_relations", "n_entities", "n_malformed")
+    keep = ("pmid", "version", "title", "journal_title", "pub_year", "has_abstract",
+            "source_file", "file_seq", "position", "n_generated", "n_prompt_tokens", "re_cut")
+
+    def __init__(self, config: RunConfig, run_id: str) -> None:
+        self.config = config
+        self.run_id = run_id
+        self.re_task, self.ner_task = load_tasks(config)
+
+    def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
+        table = as_table(batch)
+        require(table, self.requires, type(self).__name__)
+        articles = table.select(["pmid", "version", "title", "abstract"]).to_pylist()
+        outputs = table.column("re_output").to_pylist()
+        probs = table.column("ner_probs").to_pylist()
+        errors = _errors(table)
+        relations: list[list[dict]] = []
+        entities: list[list[dict]] = []
+        malformed: list[int] = []
+        for i, article in enumerate(articles):
+            rels: list[dict] = []
+            ents: list[dict] = []
+            bad = 0
+            try:
+                if self.re_task is not None and outputs[i] is not None:
+                    text = self.re_task.decode(outputs[i])
+                    parsed = self.re_task.parse_outputs(article, text, model_id=self.config.re_model_id,
+                                                        run_id=self.run_id)
+                    rels, bad = parsed.rows, parsed.malformed
+                if self.ner_task is not None and probs[i] is not None:
+                    windows = [np.asarray(p, dtype=np.float32) for p in probs[i]]
+                    ents = self.ner_task.parse_outputs(article, windows, model_id=self.config.ner_model_id,
+                                                       run_id=self.run_id).rows
+            except Exception as exc:  # keep the article, record why it has no rows
+                rels, ents = [], []
+                errors[i].append(error_row(table, i, "postprocess", exc))
+            relations.append(rels)
+            entities.append(ents)
+            malformed.append(bad)
+        out = table.select([c for c in self.keep if c in table.column_names])
+        out = _set(out, "relations", relations, pa.list_(RELATION_STRUCT))
+        out = _set(out, "entities", entities, pa.list_(ENTITY_STRUCT))
+        out = _set(out, "errors", errors, pa.list_(ERROR_STRUCT))
+        out = _set(out, "n_relations", [len(r) for r in relations], pa.int64())
+        out = _set(out, "n_entities", [len(e) for e in entities], pa.int64())
+        out = _set(out, "n_errors", [len(e) for e in errors], pa.int64())
+        return _set(out, "n_malformed", malformed, pa.int64())
+
+
+class SelectStage:
+    """Keeps only the records chosen by the update index (latest version, not deleted, pending)."""
+
+    requires = ("source_file", "position")
+    adds = ()
+
+    def __init__(self, keys: np.ndarray, file_ids: Mapping[str, int]) -> None:
+        self.keys = np.unique(np.asarray(keys, dtype=np.int64))  # record_keys(file id, position)
+        self.file_ids = dict(file_ids)
+
+    def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
+        table = as_table(batch)
+        require(table, self.requires, type(self).__name__)
+        names = table.column("source_file").to_pylist()
+        ids = np.array([self.file_ids.get(n, -1) for n in names], dtype=np.int64)
+        keys = record_keys(ids, table.column("position").to_numpy(zero_copy_only=False))
+        return table.filter(pa.array(np.isin(keys, self.keys)))
+
+
+def record_keys(file_id: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """The int64 key SelectStage matches on: (file id << 32) | position in the file."""
+    return (np.asarray(file_id, dtype=np.int64) << 32) | np.asarray(position, dtype=np.int64)
