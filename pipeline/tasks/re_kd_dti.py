@@ -1,0 +1,19 @@
+"""BioGPT's KD-DTI drug-target interaction recipe (`re-kd-dti`): inhibitor, antagonist, agonist, ..."""
+from __future__ import annotations
+
+import re
+
+from pipeline.tasks.relation import Recipe
+
+RECIPE = Recipe(
+    name="re-kd-dti",
+    head_type="Drug",
+    tail_type="Target",
+    template=re.compile(r"the interaction between (.*) and (.*) is (.*)"),
+    render="the interaction between {head} and {tail} is {relation}",
+    clause_sep="; ",
+    title_in_source=True,
+    label_set=frozenset({"inhibitor", "antagonist", "agonist", "modulator", "binder",
+                         "positive allosteric modulator", "cofactor", "activator", "ligand",
+                         "inducer", "antibody", "negative modulator", "adduct", "blocker"}),
+)

@@ -1,0 +1,245 @@
+"""Shared relation-extraction machinery for BioGPT's RE recipes (BC5CDR, DDI, KD-DTI).
+
+Input (microsoft/BioGPT `rebuild_data.py` + `language_model_prompt_dataset.py`):
+`[</s>] + source[:640] + learned1..learned9`, the source lowercased; a cut source ends in "...".
+Output (`postprocess.py`): the text after the last `learnedN` token and the last
+"in conclusion ," / "we can conclude that" / "we have that", final "." stripped, clauses split
+on ";" and matched against the recipe's template, duplicates dropped.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipeline.tasks.linking import EntityDictionary, find_spans
+
+N_LEARNED = 9
+MAX_SOURCE_TOKENS = 640
+_LEARNED = re.compile(r"learned[0-9]+")
+_PREFIXES = re.compile(r"in conclusion\s*,|we can conclude that|we have that")
+
+
+class Tokenizer(Protocol):
+    """What the RE tasks need from `model.tokenizer.BioGptTokenizer`."""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
+    def convert_tokens_to_ids(self, tokens: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class TaskInput:
+    """Model input(s) of one article: one prompt for RE, one per window for NER."""
+
+    prompts: list[list[int]]
+    n_cut: int  # source tokens removed to fit the model window (RE) / 0 (NER windows overlap)
+    source: str  # the text the prompts were built from
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        """The single prompt of an RE task ([] when the article has no text to read)."""
+        return self.prompts[0] if self.prompts else []
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to run (no title/abstract text)."""
+        return not self.prompts
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """Rows parsed from one article's model output, and how many clauses were malformed."""
+
+    rows: list[dict[str, Any]]
+    malformed: int = 0
+    clauses: int = 0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One BioGPT RE recipe: source text, output template and entity types."""
+
+    name: str
+    head_type: str
+    tail_type: str
+    template: re.Pattern[str]  # groups: head, tail[, relation]
+    render: str  # format string with {head}, {tail}, {relation}
+    clause_sep: str  # BC5CDR splits on ";", DDI/KD-DTI on "; "
+    title_in_source: bool = True
+    fixed_relation: str | None = None  # "CID" for BC5CDR (no relation group)
+    label_set: frozenset[str] = field(default_factory=frozenset)  # known labels (informative)
+
+
+def source_text(article: Mapping[str, Any], title_in_source: bool) -> str:
+    """BioGPT's lowercased source text of an article ("" when it has none)."""
+    title = (article.get("title") or "").strip()
+    abstract = (article.get("abstract") or "").strip().replace("\n", " ")
+    if not title_in_source:
+        return abstract.lower()
+    if title and abstract:
+        joiner = " " if re.search(r"\W$", title) else ". "
+        return (title + joiner + abstract).lower()
+    return (title or abstract).lower()
+
+
+def learned_ids(tokenizer: Tokenizer) -> list[int]:
+    """Ids of learned1..learned9; a clear error when the tokenizer lacks them."""
+    names = [f"learned{i}" for i in range(1, N_LEARNED + 1)]
+    ids = [int(i) for i in tokenizer.convert_tokens_to_ids(names)]
+    unk = int(tokenizer.convert_tokens_to_ids(["<unk>"])[0])
+    if any(i == unk for i in ids):
+        raise ValueError("tokenizer has no learned1..learned9 prompt tokens: load the RE "
+                         "checkpoint's tokenizer, or call tokenizer.add_tokens(['learned1', ...])")
+    return ids
+
+
+def build_prompt(source: str, tokenizer: Tokenizer, prompt_ids: list[int],
+                 max_source_tokens: int = MAX_SOURCE_TOKENS) -> TaskInput:
+    """`[</s>] + source (cut to max_source_tokens, ending in "...") + learned tokens`."""
+    from model.tokenizer import truncate_source
+
+    if not source:
+        return TaskInput([], 0, source)
+    ids = tokenizer.encode(source, add_special_tokens=False)
+    ids, n_cut = truncate_source(ids, max_source_tokens, tokenizer.ellipsis_id)
+    return TaskInput([[2, *ids, *prompt_ids]], n_cut, source)
+
+
+def answer_text(text: str) -> str:
+    """Drop the echoed prompt (up to the last learnedN) and a leading conclusion phrase."""
+    text = text.strip()
+    last = None
+    for last in _LEARNED.finditer(text):
+        pass
+    if last is not None:
+        text = text[last.end():]
+    last = None
+    for last in _PREFIXES.finditer(text):
+        pass
+    if last is not None:
+        text = text[last.end():]
+    return text.strip()
+
+
+def split_clauses(text: str, sep: str) -> tuple[list[str], bool]:
+    """Clauses of an answer and whether the answer was complete (ended in ".")."""
+    complete = text.endswith(".")
+    if complete:
+        text = text[:-1]
+    clauses = [c for c in text.split(sep)] if text.strip() else []
+    return clauses, complete
+
+
+def match_clause(recipe: Recipe, clause: str) -> list[tuple[str, str, str]]:
+    """Candidate (head, tail, relation) readings of a clause; [] when it misses the template.
+
+    The template's greedy regex (BioGPT's) gives the last reading; when the names themselves
+    contain " and ", every split of "{head} and {tail}" at an " and " is a candidate.
+    """
+    m = recipe.template.match(clause.strip())
+    if m is None:
+        return []
+    relation = recipe.fixed_relation if recipe.fixed_relation else m.group(3).strip()
+    pair = m.string[m.start(1): m.end(2)]
+    out = []
+    for sep in re.finditer(" and ", pair):
+        head, tail = pair[: sep.start()].strip(), pair[sep.end():].strip()
+        if head and tail and relation:
+            out.append((head, tail, relation))
+    return out
+
+
+def _choose(candidates: list[tuple[str, str, str]], known: set[str], context: str,
+            ) -> tuple[str, str, str]:
+    """The reading whose names recur in other clauses / occur in the text; ties -> greedy (last)."""
+    def support(c: tuple[str, str, str]) -> int:
+        return sum((name in known) + bool(context and find_spans(name, context, None))
+                   for name in c[:2])
+    best = max(range(len(candidates)), key=lambda i: (support(candidates[i]), i))
+    return candidates[best]
+
+
+def parse_generation(recipe: Recipe, text: str, context: str = "",
+                     ) -> tuple[list[tuple[int, str, str, str]], int, int]:
+    """Unique (clause_index, head, tail, relation), malformed count, clause count.
+
+    A clause that misses the template is malformed; so is the last clause of an answer cut off
+    before its final "." (it is dropped, since its last name may be truncated); an empty answer
+    counts as one malformed clause. `context` (the article text) helps pick among readings of a
+    clause whose names contain " and ".
+    """
+    clauses, complete = split_clauses(answer_text(text), recipe.clause_sep)
+    if not clauses:
+        return [], 1, 0
+    if not complete:
+        clauses = clauses[:-1]
+    readings = [match_clause(recipe, c) for c in clauses]
+    known = {name for r in readings if len(r) == 1 for name in r[0][:2]}
+    found: list[tuple[int, str, str, str]] = []
+    seen: set[tuple[str, str, str]] = set()
+    malformed = int(not complete)
+    for i, candidates in enumerate(readings):
+        if not candidates:
+            malformed += 1
+            continue
+        triple = candidates[0] if len(candidates) == 1 else _choose(candidates, known, context)
+        if triple not in seen:
+            seen.add(triple)
+            found.append((i, *triple))
+    return found, malformed, len(clauses) + int(not complete)
+
+
+def render_answer(recipe: Recipe, triples: list[tuple[str, str, str]]) -> str:
+    """The target text BioGPT trains on: clauses joined by "; ", ending in "."."""
+    return "; ".join(recipe.render.format(head=h, tail=t, relation=r) for h, t, r in triples) + "."
+
+
+def relation_rows(recipe: Recipe, article: Mapping[str, Any], text: str, *, model_id: str,
+                  run_id: str, dictionary: EntityDictionary | None = None) -> TaskOutput:
+    """Parse one generation into relation rows (see `pipeline.tasks.rows.RELATION_SCHEMA`)."""
+    title, abstract = article.get("title") or "", article.get("abstract") or ""
+    found, malformed, n_clauses = parse_generation(recipe, text, f"{title}\n{abstract}")
+    rows = []
+    for clause_index, head, tail, relation in found:
+        rows.append({
+            "pmid": article["pmid"], "version": article.get("version"), "task": recipe.name,
+            "head_text": head, "tail_text": tail, "relation": relation,
+            "head_id": dictionary.lookup(recipe.head_type, head) if dictionary else None,
+            "tail_id": dictionary.lookup(recipe.tail_type, tail) if dictionary else None,
+            "head_type": recipe.head_type, "tail_type": recipe.tail_type,
+            "head_spans": find_spans(head, title, abstract),
+            "tail_spans": find_spans(tail, title, abstract),
+            "clause_index": clause_index, "model_id": model_id, "run_id": run_id,
+        })
+    return TaskOutput(rows, malformed, n_clauses)
+
+
+class RelationTask:
+    """An RE task object: `build_inputs(article)` and `parse_outputs(article, output, ...)`."""
+
+    def __init__(self, recipe: Recipe, tokenizer: Tokenizer,
+                 dictionary: EntityDictionary | None = None,
+                 max_source_tokens: int = MAX_SOURCE_TOKENS) -> None:
+        self.recipe = recipe
+        self.name = recipe.name
+        self.tokenizer = tokenizer
+        self.dictionary = dictionary
+        self.max_source_tokens = max_source_tokens
+        self.prompt_ids = learned_ids(tokenizer) if tokenizer is not None else []
+
+    def build_inputs(self, article: Mapping[str, Any]) -> TaskInput:
+        """The prompt of one article (empty when it has no text)."""
+        if self.tokenizer is None:
+            raise ValueError(f"{self.name}: build_inputs needs a tokenizer")
+        source = source_text(article, self.recipe.title_in_source)
+        return build_prompt(source, self.tokenizer, self.prompt_ids, self.max_source_tokens)
+
+    def parse_outputs(self, article: Mapping[str, Any], output: Any, *, model_id: str,
+                      run_id: str) -> TaskOutput:
+        """Rows from a `Generation` (or its text)."""
+        text = output if isinstance(output, str) else getattr(output, "text", None)
+        if text is None:
+            raise ValueError(f"{self.name}: output for PMID {article.get('pmid')} has no text")
+        return relation_rows(self.recipe, article, text, model_id=model_id, run_id=run_id,
+                             dictionary=self.dictionary)

@@ -1,0 +1,231 @@
+"""Fine-tune a BioGPT token-classification head (optionally the whole model) from PubTator gold.
+
+Each document section (title, abstract) is tokenized with character offsets; mention spans
+become IOB2 labels on the tokens they overlap (`B-Type` on the first). Cross-entropy on the
+classifier logits, AdamW. After each epoch, entity-level F1 on the dev set (exact section
+offsets and type, through the `ner` task's window decoding); the best epoch is saved to the
+output folder and the last one to `<out>/last`, both readable by `model.loader.load_model`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.evaluate import Score, score_sets
+from pipeline.tasks.ner import IGNORE, NerTask, bio_labels, window_starts
+from pipeline.tasks.pubtator import Document, read_pubtator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    """Training settings, validated when built."""
+
+    epochs: int = 3
+    lr: float | None = None  # None: 1e-3 for the head alone, 5e-5 for the whole model
+    batch_size: int = 8
+    full_model: bool = False  # False: only the classifier learns
+    max_docs: int | None = None  # use only the first N training (and dev) documents
+    window: int = 512  # tokens per training/inference window (capped by the model)
+    weight_decay: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TaggerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"TaggerConfig.lr must be > 0, got {self.lr}")
+        if self.max_docs is not None and self.max_docs < 1:
+            raise ValueError(f"TaggerConfig.max_docs must be >= 1, got {self.max_docs}")
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate in use."""
+        return self.lr if self.lr is not None else (5e-5 if self.full_model else 1e-3)
+
+
+def label_map(docs: list[Document]) -> dict[int, str]:
+    """id2label: "O", then B-/I- for each mention type in sorted order."""
+    types = sorted({m.type for d in docs for m in d.mentions})
+    if not types:
+        raise ValueError("training documents hold no mentions: nothing to learn")
+    labels = ["O"] + [f"{tag}-{t}" for t in types for tag in ("B", "I")]
+    return dict(enumerate(labels))
+
+
+def section_spans(doc: Document) -> dict[str, list[tuple[int, int, str]]]:
+    """Mentions as section-relative (start, end, type); a mention across both sections is an error."""
+    out: dict[str, list[tuple[int, int, str]]] = {"title": [], "abstract": []}
+    shift = len(doc.title) + 1
+    for m in doc.mentions:
+        if m.end <= len(doc.title):
+            out["title"].append((m.start, m.end, m.type))
+        elif m.start >= shift:
+            out["abstract"].append((m.start - shift, m.end - shift, m.type))
+        else:
+            raise ValueError(f"PMID {doc.pmid}: mention {m.text!r} [{m.start}, {m.end}) crosses "
+                             "the title/abstract boundary")
+    return out
+
+
+def encode_examples(docs: list[Document], tokenizer: Any, label2id: dict[str, int],
+                    window: int) -> list[tuple[list[int], list[int]]]:
+    """(input ids, label ids) windows `[</s>] + tokens` of every section, without overlap."""
+    examples = []
+    for doc in docs:
+        spans = section_spans(doc)
+        for section, text in (("title", doc.title), ("abstract", doc.abstract)):
+            if not text.strip():
+                continue
+            ids, offsets = tokenizer.encode_with_offsets(text, add_special_tokens=True)
+            try:
+                labels = bio_labels(offsets, spans[section], label2id)
+            except KeyError as exc:
+                raise ValueError(f"PMID {doc.pmid}: mention type {exc} has no label") from None
+            ids, labels = list(ids[1:]), labels[1:]
+            for s, e in window_starts(len(ids), window, 0):
+                examples.append(([2, *ids[s:e]], [IGNORE, *labels[s:e]]))
+    return examples
+
+
+def build_tagger(base: str | Path, id2label: dict[int, str], device: Any) -> Any:
+    """A BioGptForTokenClassification with the body of `base` and a fresh (or reused) head."""
+    from model.biogpt import BioGptForTokenClassification
+    from model.loader import load_model
+
+    loaded = load_model(base, dtype="float32", device=device)
+    if isinstance(loaded, BioGptForTokenClassification) and loaded.config.id2label == id2label:
+        log.info("continuing from the token-classification head of %s", base)
+        return loaded
+    config = replace(loaded.config, id2label=dict(id2label),
+                     architectures=("BioGptForTokenClassification",))
+    model = BioGptForTokenClassification(config)
+    model.init_weights(0)
+    model.biogpt.load_state_dict(loaded.biogpt.state_dict())
+    return model.to(device)
+
+
+def _batches(examples: list, size: int, rng: random.Random | None) -> list[list]:
+    order = list(range(len(examples)))
+    if rng is not None:
+        rng.shuffle(order)
+    return [[examples[i] for i in order[k:k + size]] for k in range(0, len(order), size)]
+
+
+def _pad(batch: list[tuple[list[int], list[int]]], device: Any, pad_id: int = 1):
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (x, y) in enumerate(batch):
+        ids[row, :len(x)], labels[row, :len(y)], mask[row, :len(x)] = (
+            torch.tensor(x), torch.tensor(y), 1)
+    return ids.to(device), labels.to(device), mask.to(device)
+
+
+def predict_probs(model: Any, prompts: list[list[int]], batch_size: int, device: Any) -> list:
+    """Per prompt (T, num_labels) softmax probabilities through `forward_padded`."""
+    import torch
+
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for k in range(0, len(prompts), batch_size):
+            chunk = [(p, p) for p in prompts[k:k + batch_size]]
+            ids, _, mask = _pad(chunk, device)
+            probs = torch.softmax(model.forward_padded(ids, mask).float(), dim=-1)  # (B, T, L)
+            out.extend(probs[i, :len(p)].cpu().numpy() for i, (p, _) in enumerate(chunk))
+    return out
+
+
+def dev_score(model: Any, tokenizer: Any, docs: list[Document], window: int, batch_size: int,
+              device: Any) -> Score:
+    """Entity-level exact (pmid, section, start, end, type) score on gold documents."""
+    task = NerTask(tokenizer, model.config.id2label, window=window, overlap=min(64, window // 4))
+    gold, pred = set(), set()
+    for doc in docs:
+        for section, spans in section_spans(doc).items():
+            gold |= {(doc.pmid, section, s, e, t) for s, e, t in spans}
+        article = {"pmid": doc.pmid, "version": None, "title": doc.title, "abstract": doc.abstract}
+        inp = task.build_inputs(article)
+        probs = predict_probs(model, inp.prompts, batch_size, device) if inp.prompts else []
+        rows = task.parse_outputs(article, probs, model_id="dev", run_id="dev").rows
+        pred |= {(doc.pmid, r["section"], r["start"], r["end"], r["type"]) for r in rows}
+    return score_sets(gold, pred)
+
+
+def train_tagger(train: str | Path, dev: str | Path | None, base: str | Path, out_dir: str | Path,
+                 config: TaggerConfig = TaggerConfig(), tokenizer: Any = None) -> list[dict[str, Any]]:
+    """Train, evaluate each epoch, save best/last; returns one metrics dict per epoch."""
+    import torch
+
+    from model.loader import save_pretrained
+
+    torch.manual_seed(config.seed)
+    train_docs = read_pubtator(train)[: config.max_docs]
+    dev_docs = read_pubtator(dev)[: config.max_docs] if dev else []
+    id2label = label_map(train_docs)
+    label2id = {v: k for k, v in id2label.items()}
+    tokenizer = tokenizer or _tokenizer_for(base)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_tagger(base, id2label, device)
+    window = min(config.window, model.config.max_position_embeddings)
+    examples = encode_examples(train_docs, tokenizer, label2id, window)
+    for name, param in model.named_parameters():
+        param.requires_grad = config.full_model or name.startswith("classifier.")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng, history, best = random.Random(config.seed), [], -1.0
+    log.info("train-tagger: %d docs -> %d windows, labels %s, %s, lr %g, %s", len(train_docs),
+             len(examples), list(id2label.values()), "whole model" if config.full_model
+             else "head only", config.learning_rate, device)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        start, losses = time.perf_counter(), []
+        for batch in _batches(examples, config.batch_size, rng):
+            ids, labels, mask = _pad(batch, device)
+            logits = model.forward_padded(ids, mask)  # (B, T, L)
+            loss = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optim.step()
+            losses.append(float(loss.detach()))
+        record: dict[str, Any] = {"epoch": epoch, "loss": sum(losses) / len(losses),
+                                  "first_loss": losses[0], "last_loss": losses[-1],
+                                  "steps": len(losses), "seconds": time.perf_counter() - start}
+        if dev_docs:
+            record.update({f"dev_{k}": v for k, v in dev_score(
+                model, tokenizer, dev_docs, window, config.batch_size, device).to_dict().items()})
+        history.append(record)
+        log.info("epoch %d: %s", epoch, json.dumps(record))
+        with (out_dir / "train_log.jsonl").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        score = record.get("dev_f1", float(epoch))  # no dev set: the latest epoch is the best
+        if score > best:
+            best = score
+            save_pretrained(model, out_dir, tokenizer)
+    save_pretrained(model, out_dir / "last", tokenizer)
+    return history
+
+
+def _tokenizer_for(base: str | Path) -> Any:
+    from model.tokenizer import BioGptTokenizer
+
+    try:
+        return BioGptTokenizer.from_pretrained(base)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        log.warning("no tokenizer in %s (%s); using the bundled microsoft/biogpt vocabulary", base, exc)
+        return BioGptTokenizer.from_pretrained("microsoft/biogpt")
