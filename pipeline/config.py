@@ -35,7 +35,7 @@ class RunConfig(BaseModel):
     max_new_tokens: int = Field(256, ge=1, description="RE generation budget per abstract")
     max_source_tokens: int = Field(640, ge=8, description="RE source cut (BioGPT recipe: 640)")
     ner_window: int = Field(512, ge=16, description="NER window in tokens")
-    ner_stride: int = Field(128, ge=0, description="overlap between NER windows in tokens")
+    ner_overlap: int = Field(128, ge=0, description="overlap between NER windows in tokens")
     max_num_seqs: int = Field(256, ge=1, description="engine: sequences decoded together")
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=0.98)
     max_retries: int = Field(2, ge=0, description="retries of a failed GPU batch before per-record errors")
@@ -68,8 +68,8 @@ class RunConfig(BaseModel):
             raise ValueError(f"task {self.re_task} needs --re-model (or --demo-model)")
         if "ner" in self.tasks and not (self.ner_model or self.demo_model):
             raise ValueError("task ner needs --ner-model (or --demo-model)")
-        if self.ner_stride >= self.ner_window:
-            raise ValueError("ner_stride must be smaller than ner_window")
+        if self.ner_overlap >= self.ner_window:
+            raise ValueError("ner_overlap must be smaller than ner_window")
         return self
 
     @property

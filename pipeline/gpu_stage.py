@@ -33,7 +33,7 @@ class GenerateStage:
     """RE generation (greedy, BioGPT recipe) and NER token scoring on one GPU (or the CPU)."""
 
     requires = ("pmid", "re_prompt", "ner_windows", "errors")
-    adds = ("re_output", "re_finish", "ner_probs", "n_generated", "n_prompt_tokens")
+    adds = ("re_output", "re_finish", "ner_probs", "n_generated", "n_prompt_tokens", "n_gpu_busy_us")
 
     def __init__(self, config: RunConfig) -> None:
         import torch
@@ -57,6 +57,7 @@ class GenerateStage:
         log.info("GPU stage ready on %s (%s) in %.1fs", self.device, dtype, time.perf_counter() - started)
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
+        started = time.perf_counter()
         table = as_table(batch)
         require(table, self.requires, type(self).__name__)
         errors = _errors(table)
@@ -92,6 +93,8 @@ class GenerateStage:
         table = _set(table, "n_generated", n_gen, pa.int64())
         table = _set(table, "n_prompt_tokens", n_prompt, pa.int64())
         table = _set(table, "errors", errors, pa.list_(ERROR_STRUCT))
+        busy_us = int((time.perf_counter() - started) * 1e6)  # summed by the sink: GPU busy time
+        table = _set(table, "n_gpu_busy_us", [busy_us if i == 0 else 0 for i in range(n)], pa.int64())
         return table.drop_columns([c for c in ("re_prompt", "ner_windows") if c in table.column_names])
 
     def _resilient(self, fn: Callable[[list], Sequence], items: list, rows: list[int],

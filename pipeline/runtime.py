@@ -53,7 +53,7 @@ class RelationRunner:
 
     def decode(self, ids: list[int]) -> str:
         """Generated ids -> text (CPU side, never in the GPU actor)."""
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def parse_outputs(self, article: dict, text: str, *, model_id: str | None, run_id: str) -> Any:
         """TaskOutput with rows and malformed count."""
@@ -68,7 +68,7 @@ class NerRunner:
 
         model_id = config.ner_model if config.ner_model else None
         self.tokenizer = load_tokenizer(model_id, config.demo_model)
-        self.task = get_task("ner", self.tokenizer, window=config.ner_window, stride=config.ner_stride,
+        self.task = get_task("ner", self.tokenizer, window=config.ner_window, overlap=config.ner_overlap,
                              id2label=_labels(model_id, config.demo_model))
 
     def build_inputs(self, article: dict) -> list[Any]:

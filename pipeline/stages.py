@@ -20,6 +20,7 @@ from pipeline.runtime import load_tasks
 log = logging.getLogger(__name__)
 
 IDS = pa.list_(pa.int32())
+RENAMES = {"journal_title": "journal", "pub_year": "year"}  # reader names -> output names
 
 
 def as_table(batch: pa.Table | Mapping[str, Any]) -> pa.Table:
@@ -74,12 +75,12 @@ class TokenizeStage:
                 try:
                     if self.re_task is not None:
                         inputs = self.re_task.build_inputs(article)
-                        prompt, cut = list(inputs.prompt_ids), int(inputs.n_cut)
-                        if len(prompt) >= self.re_task.max_model_len:
+                        prompt, cut = list(inputs.prompt_ids) or None, int(inputs.n_cut)
+                        if prompt and len(prompt) >= self.re_task.max_model_len:
                             raise ValueError(f"prompt of {len(prompt)} tokens does not fit the model "
                                              f"window of {self.re_task.max_model_len}")
                     if self.ner_task is not None:
-                        wins = [list(w.input_ids) for w in self.ner_task.build_inputs(article)]
+                        wins = [list(w) for w in self.ner_task.build_inputs(article).prompts] or None
                 except Exception as exc:  # one bad record must not stop the batch
                     prompt = cut = wins = None
                     errors[i].append(error_row(table, i, "tokenize", exc))
@@ -99,7 +100,7 @@ class PostprocessStage:
     requires = ("pmid", "version", "title", "abstract", "re_output", "ner_probs", "errors")
     adds = ("relations", "entities", "n_relations", "n_entities", "n_malformed")
     keep = ("pmid", "version", "title", "journal_title", "pub_year", "has_abstract",
-            "source_file", "file_seq", "position", "n_generated", "n_prompt_tokens", "re_cut")
+            "source_file", "file_seq", "position", "n_generated", "n_prompt_tokens", "n_gpu_busy_us")
 
     def __init__(self, config: RunConfig, run_id: str) -> None:
         self.config = config
@@ -137,6 +138,7 @@ class PostprocessStage:
             entities.append(ents)
             malformed.append(bad)
         out = table.select([c for c in self.keep if c in table.column_names])
+        out = out.rename_columns([RENAMES.get(c, c) for c in out.column_names])
         out = _set(out, "relations", relations, pa.list_(RELATION_STRUCT))
         out = _set(out, "entities", entities, pa.list_(ENTITY_STRUCT))
         out = _set(out, "errors", errors, pa.list_(ERROR_STRUCT))

@@ -1,0 +1,129 @@
+"""Pipeline stages called directly on dict/Arrow batches, no Ray cluster."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipeline.config import RunConfig
+from pipeline.outputs import OUTPUT_TABLES
+from pipeline.sink import explode
+from pipeline.stages import PostprocessStage, SelectStage, TokenizeStage, record_keys
+
+ABSTRACT = ("Cisplatin-induced nephrotoxicity was studied in rats. Naloxone reversed the "
+            "hypotension caused by clonidine & the effect lasted 2 h.")
+
+
+def cfg(**kw) -> RunConfig:
+    base = dict(inputs=["x"], output="out", tasks=["re-bc5cdr", "ner"], demo_model=True,
+                max_new_tokens=5, progress=False)
+    return RunConfig(**{**base, **kw})
+
+
+def batch(n: int = 3) -> dict:
+    return {"pmid": np.arange(100, 100 + n), "version": np.ones(n, dtype=np.int32),
+            "title": np.array(["Clonidine and hypotension."] * (n - 1) + [None], dtype=object),
+            "abstract": np.array([ABSTRACT] * (n - 1) + [None], dtype=object),
+            "journal_title": np.array(["J Test"] * n, dtype=object),
+            "pub_year": np.full(n, 2026, dtype=np.int32),
+            "source_file": np.array(["pubmed26n0001.xml.gz"] * n, dtype=object),
+            "file_seq": np.ones(n, dtype=np.int32), "position": np.arange(n)}
+
+
+def test_select_stage_keeps_only_chosen_records():
+    stage = SelectStage(record_keys(np.array([0, 0]), np.array([0, 2])), {"pubmed26n0001.xml.gz": 0})
+    out = stage(batch(4))
+    assert out.column("pmid").to_pylist() == [100, 102]
+
+
+def test_stage_reports_missing_columns():
+    with pytest.raises(ValueError, match="needs column"):
+        SelectStage(np.array([0]), {})({"pmid": np.array([1])})
+
+
+def test_tokenize_builds_re_prompt_and_ner_windows():
+    out = TokenizeStage(cfg())(batch())
+    prompts = out.column("re_prompt").to_pylist()
+    assert prompts[0][0] == 2 and prompts[0][-9:] == list(range(42384, 42393))
+    assert prompts[2] is None  # no abstract: nothing to mine
+    assert out.column("has_abstract").to_pylist() == [True, True, False]
+    windows = out.column("ner_windows").to_pylist()
+    assert len(windows[0]) == 2 and all(w[0] == 2 for w in windows[0])  # title + abstract
+    assert out.column("errors").to_pylist()[0] == []
+
+
+def test_tokenize_records_overlong_prompt_as_error():
+    long = dict(batch(2))
+    long["abstract"] = np.array([" ".join(["word"] * 2000), ABSTRACT], dtype=object)
+    out = TokenizeStage(cfg(tasks=["re-bc5cdr"], max_source_tokens=3000))(long)
+    errors = out.column("errors").to_pylist()
+    assert "does not fit" in errors[0][0]["message"] and errors[0][0]["pmid"] == 100
+    assert errors[0][0]["stage"] == "tokenize"
+    assert out.column("re_prompt").to_pylist()[0] is None and errors[1] == []
+
+
+def test_generate_and_postprocess_make_output_rows():
+    from pipeline.gpu_stage import GenerateStage
+
+    config = cfg()
+    tokens = TokenizeStage(config)(batch())
+    generated = GenerateStage(config)(tokens)
+    assert generated.column("n_generated").to_pylist()[:2] == [5, 5]
+    assert generated.column("re_output").to_pylist()[2] is None
+    probs = generated.column("ner_probs").to_pylist()
+    assert len(probs[0]) == 2 and len(probs[0][1]) == len(tokens.column("ner_windows")[0][1])
+    assert np.allclose(np.sum(probs[0][1], axis=1), 1.0, atol=1e-4)
+    final = PostprocessStage(config, "run-x")(generated)
+    for table in OUTPUT_TABLES:  # every output table can be cut from the block
+        rows = explode(final, table)
+        assert rows.schema == table.schema
+    articles = explode(final, OUTPUT_TABLES[0])
+    assert articles.column("journal").to_pylist() == ["J Test"] * 3
+    ents = explode(final, OUTPUT_TABLES[2]).to_pylist()
+    for e in ents:
+        text = ABSTRACT if e["section"] == "abstract" else "Clonidine and hypotension."
+        assert text[e["start"]:e["end"]] == e["text"] and e["run_id"] == "run-x"
+
+
+def test_generate_stage_isolates_a_failing_record(monkeypatch):
+    from pipeline.gpu_stage import GenerateStage
+
+    config = cfg(tasks=["re-bc5cdr"])
+    rows = batch()
+    rows["abstract"] = np.array([ABSTRACT, "Lithium caused tremor.", None], dtype=object)
+    tokens = TokenizeStage(config)(rows)
+    stage = GenerateStage(config)
+    real = stage.re_engine.generate
+    bad = tokens.column("re_prompt")[1].as_py()
+
+    def flaky(prompts, params):
+        if len(prompts) > 1:
+            raise RuntimeError("boom on a chunk")
+        if prompts[0] == bad:
+            raise RuntimeError("this record breaks the engine")
+        return real(prompts, params)
+
+    monkeypatch.setattr(stage.re_engine, "generate", flaky)
+    out = stage(tokens)
+    assert out.column("n_generated").to_pylist() == [5, 0, 0]  # record 0 retried alone
+    errors = out.column("errors").to_pylist()
+    assert errors[0] == [] and errors[2] == []
+    assert errors[1][0]["pmid"] == 101 and "breaks the engine" in errors[1][0]["message"]
+    assert errors[1][0]["stage"] == "generate"
+
+
+def test_postprocess_parses_template_text():
+    config = cfg(tasks=["re-bc5cdr"])
+    stage = PostprocessStage(config, "run-y")
+    tok = stage.re_task.tokenizer
+    text = "the relation between cisplatin and nephrotoxicity exists."
+    ids = tok.encode(text, add_special_tokens=False)
+    b = pa.table({**{k: v for k, v in batch(1).items()},
+                  "abstract": pa.array([ABSTRACT]), "title": pa.array(["Clonidine and hypotension."]),
+                  "re_output": pa.array([ids], pa.list_(pa.int32())),
+                  "ner_probs": pa.array([None], pa.list_(pa.list_(pa.list_(pa.float32())))),
+                  "errors": pa.array([[]], pa.list_(pa.struct(list(OUTPUT_TABLES[3].schema))))})
+    rels = explode(stage(b), OUTPUT_TABLES[1]).to_pylist()
+    assert [(r["head_text"], r["tail_text"], r["relation"]) for r in rels] == [
+        ("cisplatin", "nephrotoxicity", "CID")]
+    assert rels[0]["head_spans"][0]["section"] == "abstract"
