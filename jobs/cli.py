@@ -10,7 +10,10 @@ import sys
 # Modules import heavy dependencies (torch, ray) inside their handlers, so `--help` stays fast.
 COMMANDS: tuple[str, ...] = (
     "jobs.parse",
+    "jobs.evaluate",
+    "jobs.train_tagger",
     "jobs.run",
+    "jobs.convert",
 )
 
 

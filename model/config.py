@@ -64,6 +64,14 @@ class BioGptConfig:
         """Build from an HF-style dict; unknown keys are ignored, wrong types refused."""
         known = {f.name: f for f in fields(cls)}
         kwargs: dict[str, Any] = {}
+        raw = dict(raw)
+        if raw.get("torch_dtype") is None and raw.get("dtype") is not None:  # transformers >= 5 name
+            raw["torch_dtype"] = raw["dtype"]
+        if raw.get("id2label") is None and raw.get("num_labels") is not None:  # labels by count only
+            count = raw["num_labels"]
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"config key 'num_labels' must be a non-negative int, got {count!r}")
+            raw["id2label"] = {i: f"LABEL_{i}" for i in range(count)} or None
         for key, value in raw.items():
             if key not in known or value is None:
                 continue
@@ -116,6 +124,8 @@ class BioGptConfig:
             out["label2id"] = self.label2id
         if self.torch_dtype is None:
             del out["torch_dtype"]
+        else:
+            out["dtype"] = self.torch_dtype  # the transformers >= 5 name
         return out
 
     def to_json_file(self, path: str | Path) -> None:

@@ -1,0 +1,51 @@
+"""`biomine parse` end to end, in-process."""
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from jobs.cli import main
+from pipeline.schema import ARTICLE_SCHEMA, DELETION_SCHEMA, ERROR_SCHEMA
+
+SAMPLES = {"pubmed26n1334.xml.gz": "pmparser_sample_pubmed26n1334.xml.gz",
+           "pubmed26n1335.xml.gz": "pmparser_sample_pubmed26n1335_update.xml.gz"}
+
+
+def test_parse_writes_parquet_and_summary(tmp_path, data_dir, capsys):
+    for name, src in SAMPLES.items():
+        (tmp_path / name).write_bytes((data_dir / "pubmed" / src).read_bytes())
+    out = tmp_path / "out"
+    assert main(["parse", str(tmp_path / "*.xml.gz"), "-o", str(out), "--batch-rows", "8"]) == 0
+    arts = pq.read_table(out / "articles")
+    assert arts.schema == ARTICLE_SCHEMA and arts.num_rows == 60
+    assert sorted(p.name for p in (out / "articles").iterdir()) == [
+        "pubmed26n1334.parquet", "pubmed26n1335.parquet"]
+    dels = pq.read_table(out / "deletions" / "pubmed26n1335.parquet")
+    assert dels.schema == DELETION_SCHEMA and dels.num_rows == 6
+    assert not (out / "errors").exists()
+    summary = capsys.readouterr().out
+    assert "files: 2" in summary and "records: 66" in summary
+    assert "with abstract: 56" in summary and "deletions: 6" in summary and "errors: 0" in summary
+
+
+def test_parse_bad_file_error_row_and_strict(tmp_path, data_dir, capsys):
+    raw = (data_dir / "pubmed" / SAMPLES["pubmed26n1334.xml.gz"]).read_bytes()
+    bad = tmp_path / "pubmed26n0003.xml.gz"
+    bad.write_bytes(raw[: len(raw) // 2])
+    out = tmp_path / "out"
+    assert main(["parse", str(bad), "-o", str(out)]) == 0
+    errors = pq.read_table(out / "errors" / "pubmed26n0003.parquet")
+    assert errors.schema == ERROR_SCHEMA and errors.num_rows == 1
+    message = errors["message"][0].as_py()
+    assert pq.read_table(out / "articles").num_rows > 0
+    assert "errors: 1" in capsys.readouterr().out
+    assert main(["parse", str(bad), "-o", str(tmp_path / "strict"), "--strict"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_parse_missing_input_fails_before_work(tmp_path, data_dir, capsys):
+    good = tmp_path / "pubmed26n1334.xml.gz"
+    good.write_bytes((data_dir / "pubmed" / SAMPLES["pubmed26n1334.xml.gz"]).read_bytes())
+    out = tmp_path / "out"
+    assert main(["parse", str(good), str(tmp_path / "missing.xml"), "-o", str(out)]) == 2
+    assert "missing.xml" in capsys.readouterr().err
+    assert not out.exists()
