@@ -55,28 +55,29 @@ def start_ray(config: RunConfig) -> Any:
     return ray
 
 
-def index_files(ray: Any, files: list[str]) -> tuple[pa.Table, list[dict]]:
-    """Index every file in parallel (one task each); file-level failures become error rows."""
-    from pipeline.updates import scan_index
+def index_files(ray: Any, files: list[str]) -> tuple[pa.Table | None, list[dict]]:
+    """Index every file in parallel (one task each); damaged files give error rows."""
 
     @ray.remote(num_cpus=0.5, max_retries=1)
-    def scan(path: str) -> tuple[pa.Table | None, str | None]:
+    def scan(path: str) -> tuple[pa.Table, list[dict]]:
+        from pipeline.pubmed_xml import iter_index
+        from pipeline.schema import INDEX_SCHEMA
+
+        rows, errors = [], []
         try:
-            return scan_index(path), None
-        except Exception as exc:  # the file is reported, the other files go on
-            return None, f"{type(exc).__name__}: {exc}"
+            for r in iter_index(path):
+                (errors if r["record_type"] == "error" else rows).append(r)
+        except Exception as exc:  # unreadable file: reported, the other files go on
+            errors.append({"source_file": os.path.basename(path), "stage": "index",
+                           "message": f"{os.path.basename(path)}: {type(exc).__name__}: {exc}"})
+        table = pa.Table.from_pydict({n: [r.get(n) for r in rows] for n in INDEX_SCHEMA.names},
+                                     schema=INDEX_SCHEMA)
+        return table, errors
 
     tables, errors = [], []
-    for file_id, (path, (table, err)) in enumerate(zip(files, ray.get([scan.remote(p) for p in files]))):
-        name = os.path.basename(path)
-        if err is not None:
-            errors.append({"source_file": name, "stage": "index", "message": err})
-            continue
-        bad = table.filter(pc.equal(table.column("record_type"), "error"))
-        for row in bad.to_pylist():
-            errors.append({"source_file": name, "stage": "xml", "record_index": row["position"],
-                           "message": row.get("message") or "file is damaged after this record"})
-        table = table.filter(pc.not_equal(table.column("record_type"), "error"))
+    for file_id, (table, errs) in enumerate(ray.get([scan.remote(p) for p in files])):
+        errors.extend(errs)
+        # files are already in NLM order: their rank is the update order (names need no number)
         tables.append(table.set_column(table.column_names.index("file_seq"), "file_seq",
                                        pa.array(np.full(table.num_rows, file_id, np.int32))))
     index = pa.concat_tables(tables) if tables else None
