@@ -16,6 +16,7 @@ import logging
 import os
 import time
 import uuid
+import warnings
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,7 @@ def _cpu_share(ray: Any) -> float:
 
 def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str) -> Any:
     """The lazy Ray Dataset for the pending records (no work happens until it is written)."""
-    from pipeline.gpu_stage import GenerateStage
+    from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage
     from pipeline.read import read_pubmed
 
     file_ids = {os.path.basename(f): i for i, f in enumerate(files)}
@@ -137,10 +138,18 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
     ds = ds.map_batches(TokenizeStage, fn_constructor_kwargs={"config": config},
                         batch_size=config.cpu_batch_size, batch_format="pyarrow",
                         compute=pool(min_size=1, max_size=config.cpu_actors), num_cpus=cpu)
-    ds = ds.map_batches(GenerateStage, fn_constructor_kwargs={"config": config},
-                        batch_size=config.batch_size, batch_format="pyarrow",
-                        compute=pool(size=max(gpu_actors, 1)),
-                        num_gpus=1 if gpu_actors > 0 else 0, num_cpus=cpu)
+    with warnings.catch_warnings():
+        # Ray 2.60 has no named parameter for bounded actor restarts / task retries (its
+        # default is unbounded, so an actor that dies on every try would loop forever).
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        ds = ds.map_batches(GenerateStage,
+                            fn_constructor_kwargs={"config": config,
+                                                   "die_once": os.environ.get(GPU_FAULT_ENV)},
+                            batch_size=config.batch_size, batch_format="pyarrow",
+                            compute=pool(size=max(gpu_actors, 1)),
+                            num_gpus=1 if gpu_actors > 0 else 0, num_cpus=cpu,
+                            max_restarts=config.max_actor_restarts,
+                            max_task_retries=config.max_retries)
     return ds.map_batches(PostprocessStage, fn_constructor_kwargs={"config": config, "run_id": run_id},
                           batch_size=config.cpu_batch_size, batch_format="pyarrow",
                           compute=pool(min_size=1, max_size=config.cpu_actors), num_cpus=cpu)

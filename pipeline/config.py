@@ -38,7 +38,8 @@ class RunConfig(BaseModel):
     ner_overlap: int = Field(128, ge=0, description="overlap between NER windows in tokens")
     max_num_seqs: int = Field(256, ge=1, description="engine: sequences decoded together")
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=0.98)
-    max_retries: int = Field(2, ge=0, description="retries of a failed GPU batch before per-record errors")
+    max_retries: int = Field(2, ge=0, description="retries of a batch whose GPU actor died")
+    max_actor_restarts: int = Field(3, ge=0, description="replacements of a dead GPU actor")
     object_store_memory_gb: float | None = Field(None, gt=0, description="Ray Data object-store budget")
     run_id: str | None = None
     progress: bool = True

@@ -7,6 +7,7 @@ The actor sees token ids only (tokenizing and detokenizing run in the CPU stages
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,6 +18,7 @@ from pipeline.outputs import ERROR_STRUCT, error_row
 from pipeline.stages import IDS, _errors, _set, as_table, require
 
 log = logging.getLogger(__name__)
+GPU_FAULT_ENV = "BIOMINE_FAULT_GPU_DIE_ONCE"  # test hook: a marker path; the first actor to see it dies
 
 
 def _dtype(name: str, device: str) -> Any:
@@ -35,12 +37,13 @@ class GenerateStage:
     requires = ("pmid", "re_prompt", "ner_windows", "errors")
     adds = ("re_output", "re_finish", "ner_probs", "n_generated", "n_prompt_tokens", "n_gpu_busy_us")
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, die_once: str | None = None) -> None:
         import torch
 
         from model.engine import Engine, EngineConfig, SamplingParams
 
         self.config = config
+        self.die_once = die_once
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = _dtype(config.dtype, self.device)
         engine_cfg = EngineConfig(max_num_seqs=config.max_num_seqs,
@@ -58,6 +61,7 @@ class GenerateStage:
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
         started = time.perf_counter()
+        self._maybe_die()
         table = as_table(batch)
         require(table, self.requires, type(self).__name__)
         errors = _errors(table)
@@ -96,6 +100,14 @@ class GenerateStage:
         busy_us = int((time.perf_counter() - started) * 1e6)  # summed by the sink: GPU busy time
         table = _set(table, "n_gpu_busy_us", [busy_us if i == 0 else 0 for i in range(n)], pa.int64())
         return table.drop_columns([c for c in ("re_prompt", "ner_windows") if c in table.column_names])
+
+    def _maybe_die(self) -> None:
+        """Test hook: kill this actor's process once (simulates a GPU actor crash)."""
+        if self.die_once and not os.path.exists(self.die_once):
+            with open(self.die_once, "w") as marker:
+                marker.write(str(os.getpid()))
+            log.error("GPU actor %d: injected crash", os.getpid())
+            os._exit(1)
 
     def _resilient(self, fn: Callable[[list], Sequence], items: list, rows: list[int],
                    table: pa.Table, errors: list[list[dict]], stage: str) -> list:

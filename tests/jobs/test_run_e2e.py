@@ -149,3 +149,16 @@ def test_update_files_revise_and_delete(ray_cluster, tmp_path):
     assert set(rows) == {101, 103}
     assert rows[101]["title"] == "new title" and rows[101]["source_file"] == "pubmed26n0002.xml"
     assert rows[103]["version"] == 2
+
+
+def test_dead_gpu_actor_is_replaced_and_its_batch_retried(ray_cluster, tmp_path, monkeypatch):
+    from pipeline.gpu_stage import GPU_FAULT_ENV
+
+    marker = tmp_path / "died"
+    monkeypatch.setenv(GPU_FAULT_ENV, str(marker))
+    inputs = sample_inputs()
+    manifest = run(config(inputs, tmp_path / "out", tasks=["re-bc5cdr"]))
+    assert marker.exists()  # an actor really died
+    assert manifest["status"] == "finished"
+    pmids = table(tmp_path / "out", "articles").column("pmid").to_pylist()
+    assert len(pmids) == len(set(pmids)) == len(expected_latest(inputs))

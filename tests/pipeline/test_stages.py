@@ -127,3 +127,30 @@ def test_postprocess_parses_template_text():
     assert [(r["head_text"], r["tail_text"], r["relation"]) for r in rels] == [
         ("cisplatin", "nephrotoxicity", "CID")]
     assert rels[0]["head_spans"][0]["section"] == "abstract"
+
+
+def test_generate_stage_halves_the_chunk_on_out_of_memory(monkeypatch, caplog):
+    import torch
+
+    from pipeline.gpu_stage import GenerateStage
+
+    config = cfg(tasks=["re-bc5cdr"])
+    rows = batch(5)
+    rows["abstract"] = np.array([ABSTRACT] * 5, dtype=object)
+    tokens = TokenizeStage(config)(rows)
+    stage = GenerateStage(config)
+    real = stage.re_engine.generate
+    sizes: list[int] = []
+
+    def small_memory(prompts, params):
+        sizes.append(len(prompts))
+        if len(prompts) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(prompts, params)
+
+    monkeypatch.setattr(stage.re_engine, "generate", small_memory)
+    out = stage(tokens)
+    assert out.column("n_generated").to_pylist() == [5] * 5
+    assert all(e == [] for e in out.column("errors").to_pylist())
+    assert sizes[:2] == [5, 2] and max(sizes[2:]) <= 2
+    assert "out of memory" in caplog.text
