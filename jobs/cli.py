@@ -13,6 +13,7 @@ COMMANDS: tuple[str, ...] = (
     "jobs.evaluate",
     "jobs.train_tagger",
     "jobs.run",
+    "jobs.update",
     "jobs.convert",
 )
 

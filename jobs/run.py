@@ -15,14 +15,8 @@ def sample_inputs() -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.name.endswith((".xml", ".xml.gz")))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `run` sub-command."""
-    p = sub.add_parser("run", help="mine PubMed XML with BioGPT into Parquet (resumable)",
-                       description=__doc__)
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="XML files, globs or folders")
-    p.add_argument("-o", "--output", help="output folder (a rerun with the same folder resumes)")
-    p.add_argument("--sample", action="store_true", help="use the bundled sample PubMed files")
-    p.add_argument("--config", help="YAML/TOML/JSON file with RunConfig settings (flags override)")
+def add_mining_options(p: argparse.ArgumentParser) -> None:
+    """Model, task and resource flags shared by `run` and `update`."""
     p.add_argument("--tasks", help="comma list of re-bc5cdr, re-ddi, re-kd-dti, ner")
     p.add_argument("--re-model", help="RE checkpoint: hub repo id or local folder")
     p.add_argument("--ner-model", help="token-classification checkpoint: hub repo id or folder")
@@ -38,6 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray address to join (ray://host:10001, auto)")
     p.add_argument("--run-id", help="run id recorded in every row (default: generated)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+
+
+def mining_values(args: argparse.Namespace) -> dict:
+    """The RunConfig values given by the shared flags (None where not given)."""
+    return {"tasks": args.tasks, "re_model": args.re_model, "ner_model": args.ner_model,
+            "entities": args.entities, "demo_model": args.demo_model, "gpus": args.gpus,
+            "batch_size": args.batch_size, "cpu_batch_size": args.cpu_batch_size, "dtype": args.dtype,
+            "max_new_tokens": args.max_new_tokens, "limit": args.limit, "address": args.address,
+            "run_id": args.run_id, "progress": args.progress}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `run` sub-command."""
+    p = sub.add_parser("run", help="mine PubMed XML with BioGPT into Parquet (resumable)",
+                       description=__doc__)
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="XML files, globs or folders")
+    p.add_argument("-o", "--output", help="output folder (a rerun with the same folder resumes)")
+    p.add_argument("--sample", action="store_true", help="use the bundled sample PubMed files")
+    p.add_argument("--config", help="YAML/TOML/JSON file with RunConfig settings (flags override)")
+    add_mining_options(p)
     p.set_defaults(func=handle)
 
 
@@ -48,12 +62,7 @@ def handle(args: argparse.Namespace) -> int:
 
     file_values = load_config_file(args.config) if args.config else {}
     inputs = list(args.inputs) + (sample_inputs() if args.sample else [])
-    cli = {"inputs": inputs or None, "output": args.output, "tasks": args.tasks,
-           "re_model": args.re_model, "ner_model": args.ner_model, "entities": args.entities,
-           "demo_model": args.demo_model, "gpus": args.gpus, "batch_size": args.batch_size,
-           "cpu_batch_size": args.cpu_batch_size, "dtype": args.dtype,
-           "max_new_tokens": args.max_new_tokens, "limit": args.limit, "address": args.address,
-           "run_id": args.run_id, "progress": args.progress}
+    cli = {"inputs": inputs or None, "output": args.output, **mining_values(args)}
     config = build_config(file_values, cli)
     manifest = run(config)
     written = manifest["counts"]["written"]

@@ -1,0 +1,80 @@
+"""`biomine update`: current view, append-only history, idempotence (shared local Ray)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.cli import main
+from tests.jobs.test_run_e2e import article_xml
+
+pytestmark = pytest.mark.ray
+
+
+def read(folder: Path) -> pa.Table:
+    files = sorted(folder.glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def write(folder: Path, name: str, body: str) -> None:
+    (folder / name).write_text(f"<PubmedArticleSet>{body}</PubmedArticleSet>")
+
+
+def update(state: Path, inputs: Path, capsys) -> str:
+    code = main(["update", "--state", str(state), "-i", str(inputs), "--demo-model",
+                 "--tasks", "re-bc5cdr,ner", "--max-new-tokens", "4", "--no-progress"])
+    assert code == 0
+    return capsys.readouterr().out
+
+
+def test_update_folds_files_into_current_and_history(ray_cluster, tmp_path, capsys):
+    inputs, state = tmp_path / "in", tmp_path / "state"
+    inputs.mkdir()
+    write(inputs, "pubmed26n0001.xml", article_xml(101, "first") + article_xml(102, "doomed")
+          + article_xml(103, "stable"))
+    write(inputs, "pubmed26n0002.xml", article_xml(101, "revised") + article_xml(104, "new")
+          + '<DeleteCitation><PMID Version="1">102</PMID></DeleteCitation>')
+    out = update(state, inputs, capsys)
+    assert "pubmed26n0002.xml: upserted 2, deleted 1, current articles 3" in out
+    current = {r["pmid"]: r for r in read(state / "current" / "articles").to_pylist()}
+    assert set(current) == {101, 103, 104}
+    assert current[101]["title"] == "revised" and current[101]["source_file"] == "pubmed26n0002.xml"
+    entities = read(state / "current" / "entities")
+    assert 102 not in entities.column("pmid").to_pylist()
+    fresh = read(state / "runs" / "pubmed26n0002" / "entities")
+    n101 = [r for r in fresh.to_pylist() if r["pmid"] == 101]
+    assert [r for r in entities.to_pylist() if r["pmid"] == 101] == n101  # replaced, not appended
+    history = read(state / "history" / "articles")
+    assert sorted(zip(history.column("pmid").to_pylist(), history.column("change_file").to_pylist())) == [
+        (101, "pubmed26n0001.xml"), (101, "pubmed26n0002.xml"), (102, "pubmed26n0001.xml"),
+        (103, "pubmed26n0001.xml"), (104, "pubmed26n0002.xml")]
+    assert read(state / "history" / "deletions").column("pmid").to_pylist() == [102]
+
+    # the same files again: nothing changes
+    before = (state / "_state.json").read_text()
+    out = update(state, inputs, capsys)
+    assert "already processed, skipped: pubmed26n0001.xml, pubmed26n0002.xml" in out
+    assert (state / "_state.json").read_text() == before
+    assert read(state / "current" / "articles").num_rows == 3
+
+    # a later file with a new version of 103
+    write(inputs, "pubmed26n0003.xml", article_xml(103, "second version", 2))
+    update(state, inputs, capsys)
+    current = {r["pmid"]: r for r in read(state / "current" / "articles").to_pylist()}
+    assert set(current) == {101, 103, 104} and current[103]["version"] == 2
+    assert len(list((state / "current" / "articles").glob("*.parquet"))) == 1
+    assert json.loads((state / "_state.json").read_text())["generation"] == 3
+
+
+def test_update_refuses_other_settings(ray_cluster, tmp_path, capsys):
+    inputs, state = tmp_path / "in", tmp_path / "state"
+    inputs.mkdir()
+    write(inputs, "pubmed26n0001.xml", article_xml(201, "one"))
+    update(state, inputs, capsys)
+    code = main(["update", "--state", str(state), "-i", str(inputs), "--demo-model",
+                 "--tasks", "re-ddi", "--no-progress"])
+    assert code == 2
+    assert "was built with" in capsys.readouterr().err
