@@ -28,7 +28,7 @@ from pipeline.config import RunConfig
 from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.schema import ERROR_SCHEMA
-from pipeline.sink import ResultSink, open_output, recover
+from pipeline.sink import ResultSink, open_output, recover, write_table_atomic
 from pipeline.stages import PostprocessStage, SelectStage, TokenizeStage, record_keys
 
 log = logging.getLogger(__name__)
@@ -208,13 +208,11 @@ def _run_id(config: RunConfig) -> str:
 
 def _write_file_errors(output: str, errors: list[dict]) -> None:
     """Whole-file problems go to OUT/errors/files.parquet (rewritten by every start)."""
-    import pyarrow.parquet as pq
-
     fs, base = open_output(output)
     fs.create_dir(f"{base}/errors", recursive=True)
     path = f"{base}/errors/files.parquet"
     if errors:
         rows = {name: [e.get(name) for e in errors] for name in ERROR_SCHEMA.names}
-        pq.write_table(pa.Table.from_pydict(rows, schema=ERROR_SCHEMA), path, filesystem=fs)
+        write_table_atomic(fs, pa.Table.from_pydict(rows, schema=ERROR_SCHEMA), path)
     elif fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_file(path)

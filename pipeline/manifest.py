@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import uuid
 from importlib import metadata
 from typing import Any
 
 from pipeline.config import RunConfig
-from pipeline.sink import open_output
+from pipeline.sink import open_output, write_text_atomic
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 50
@@ -61,7 +60,4 @@ def write_json(output: str, name: str, obj: Any) -> None:
     """Write OUT/name atomically (temporary name, then rename)."""
     fs, base = open_output(output)
     fs.create_dir(base, recursive=True)
-    tmp = f"{base}/{name}.{uuid.uuid4().hex[:8]}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write((json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
-    fs.move(tmp, f"{base}/{name}")
+    write_text_atomic(fs, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", f"{base}/{name}")

@@ -67,13 +67,15 @@ def explode(block: pa.Table, table: OutputTable) -> pa.Table:
     return pa.Table.from_struct_array(structs).select(table.schema.names).cast(table.schema)
 
 
-def _write_atomic(fs: pafs.FileSystem, table: pa.Table, path: str) -> None:
+def write_table_atomic(fs: pafs.FileSystem, table: pa.Table, path: str) -> None:
+    """Write Parquet under a temporary name, then rename (readers never see half a file)."""
     tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     pq.write_table(table, tmp, filesystem=fs, compression="zstd")
     fs.move(tmp, path)
 
 
-def _write_text_atomic(fs: pafs.FileSystem, text: str, path: str) -> None:
+def write_text_atomic(fs: pafs.FileSystem, text: str, path: str) -> None:
+    """Write text under a temporary name, then rename."""
     tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     with fs.open_output_stream(tmp) as out:
         out.write(text.encode())
@@ -106,7 +108,7 @@ class ResultSink(Datasink[dict]):
                 rows = explode(block, table)
                 counts[table.name] = counts.get(table.name, 0) + rows.num_rows
                 if rows.num_rows:
-                    _write_atomic(fs, rows, f"{base}/{table.name}/part-{key}.parquet")
+                    write_table_atomic(fs, rows, f"{base}/{table.name}/part-{key}.parquet")
             self._maybe_fault(fs, base)
             extra = {c: int(pc.sum(block.column(c)).as_py() or 0)
                      for c in block.column_names if c.startswith("n_")}
@@ -114,7 +116,7 @@ class ResultSink(Datasink[dict]):
                 counts[c] = counts.get(c, 0) + v
             marker = {"key": key, "rows": block.num_rows, "run_id": self.run_id,
                       "time": time.time(), "counts": extra}
-            _write_text_atomic(fs, json.dumps(marker), f"{base}/{COMMITS}/{key}.json")
+            write_text_atomic(fs, json.dumps(marker), f"{base}/{COMMITS}/{key}.json")
             counts["blocks"] = counts.get("blocks", 0) + 1
         return counts
 

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import RunConfig
 from pipeline.manifest import write_json
-from pipeline.sink import open_output
+from pipeline.sink import open_output, write_table_atomic
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,6 @@ def _read_dir(fs: pafs.FileSystem, folder: str, name: str | None = None) -> pa.T
     if not files:
         return None
     return pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files], promote_options="default")
-
-
-def _write(fs: pafs.FileSystem, table: pa.Table, path: str) -> None:
-    tmp = f"{path}.tmp"
-    pq.write_table(table, tmp, filesystem=fs, compression="zstd")
-    fs.move(tmp, path)
 
 
 def _cleanup(fs: pafs.FileSystem, base: str, generation: int) -> None:
@@ -150,13 +144,13 @@ def update(config: RunConfig, state_dir: str) -> dict[str, Any]:
             fs.create_dir(f"{base}/current/{table}", recursive=True)
             fs.create_dir(f"{base}/history/{table}", recursive=True)
             if merged is not None:
-                _write(fs, merged, f"{base}/current/{table}/gen-{generation:06d}.parquet")
+                write_table_atomic(fs, merged, f"{base}/current/{table}/gen-{generation:06d}.parquet")
                 counts[f"current_{table}"] = merged.num_rows
             if new is not None:
                 history = new.append_column("change_file", pa.array([name] * new.num_rows))
-                _write(fs, history, f"{base}/history/{table}/{stem}.parquet")
+                write_table_atomic(fs, history, f"{base}/history/{table}/{stem}.parquet")
         fs.create_dir(f"{base}/history/deletions", recursive=True)
-        _write(fs, deletions, f"{base}/history/deletions/{stem}.parquet")
+        write_table_atomic(fs, deletions, f"{base}/history/deletions/{stem}.parquet")
         state = {**state, "generation": generation,
                  "processed": state["processed"] + [{"file": name, "at": time.time(), **counts}]}
         write_json(state_dir, STATE, state)  # the commit point
