@@ -12,15 +12,18 @@ COMMANDS: tuple[str, ...] = (
     "jobs.parse",
     "jobs.evaluate",
     "jobs.train_tagger",
+    "jobs.train_re",
     "jobs.run",
     "jobs.update",
     "jobs.convert",
+    "jobs.fetch",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="biomine", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="biomine", description="Mine PubMed with BioGPT on Ray: parse, run, update, fetch, train, evaluate.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
