@@ -45,11 +45,20 @@ class _CountingReader:
 
 
 def open_xml(path: str) -> IO[bytes]:
-    """Open a .xml or .xml.gz file (gzip detected by its magic bytes) as a binary stream."""
-    f = open(path, "rb")
-    if f.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    return f
+    """Open a local path or a URI (s3://, gs://, any pyarrow filesystem) as a binary stream,
+    gunzipped when it starts with the gzip magic bytes."""
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        fs, base = pafs.FileSystem.from_uri(path)
+        raw: Any = fs.open_input_file(base)  # random access: peek, then rewind
+    else:
+        raw = open(path, "rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
 
 
 def _children(el: etree._Element | None) -> dict[Any, etree._Element]:

@@ -1,16 +1,18 @@
 """Find PubMed XML inputs in NLM order and read them as a Ray Dataset (one read task per file)."""
 from __future__ import annotations
 
+import fnmatch
 import glob
 import gzip
 import os
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from pipeline.schema import RECORD_SCHEMA, file_seq_of
 
 if TYPE_CHECKING:
     import pyarrow
+    import pyarrow.fs
     import ray.data
 
 XML_SUFFIXES = (".xml", ".xml.gz")
@@ -25,17 +27,77 @@ def nlm_order_key(path: str) -> tuple[int, int, str]:
     return (0, seq, name) if seq is not None else (1, 0, name)
 
 
+def is_uri(path: str) -> bool:
+    """True for `scheme://...` inputs (s3://, gs://, file://, ...), read through pyarrow.fs."""
+    return "://" in path
+
+
+def _list_xml(fs: pyarrow.fs.FileSystem, folder: str) -> list[pyarrow.fs.FileInfo]:
+    """The *.xml / *.xml.gz files directly inside `folder` of `fs`."""
+    import pyarrow.fs as pafs
+
+    infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return [i for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(XML_SUFFIXES)]
+
+
+def _expand_uri(item: str, resolve: Callable[[str], tuple[Any, str]] | None = None) -> list[str]:
+    """One URI (file, folder, or glob in the file name) -> its XML files as URIs.
+
+    file:// URIs come back as plain local paths, so local-only readers work on them too.
+    `resolve` (URI -> filesystem, path) defaults to `pyarrow.fs.FileSystem.from_uri`.
+    """
+    import pyarrow.fs as pafs
+
+    resolve = resolve or pafs.FileSystem.from_uri
+    scheme = item.split("://", 1)[0]
+    if glob.has_magic(item):
+        folder, pattern = item.rstrip("/").rsplit("/", 1)
+        if glob.has_magic(folder):
+            raise ValueError(f"{item!r}: in a URI only the file name may hold wildcards")
+        fs, base = resolve(folder)
+        infos = [i for i in _list_xml(fs, base) if fnmatch.fnmatchcase(i.base_name, pattern)]
+        if not infos:
+            raise FileNotFoundError(f"no *.xml or *.xml.gz files match {item!r}")
+    else:
+        fs, base = resolve(item)
+        info = fs.get_file_info(base)
+        if info.type == pafs.FileType.Directory:
+            infos = _list_xml(fs, base)
+            if not infos:
+                raise FileNotFoundError(f"no *.xml or *.xml.gz files in directory {item!r}")
+        elif info.type == pafs.FileType.File:
+            if not base.endswith(XML_SUFFIXES):
+                raise ValueError(f"{item!r} is not a PubMed XML file (expected .xml or .xml.gz)")
+            infos = [info]
+        else:
+            raise FileNotFoundError(f"input path does not exist: {item!r}")
+    if isinstance(fs, pafs.LocalFileSystem):
+        return [i.path for i in infos]
+    return [f"{scheme}://{i.path}" for i in infos]
+
+
+def open_input(path: str) -> IO[bytes]:
+    """A local path or URI opened as a binary stream, gunzipped when it starts with gzip magic."""
+    from pipeline.pubmed_xml import open_xml
+
+    return open_xml(path)
+
+
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
     """Files, globs and directories -> *.xml / *.xml.gz paths in NLM order (duplicates dropped).
 
-    A path that does not exist (or a glob/directory matching no XML file) raises
-    FileNotFoundError naming it, before any work starts.
+    Local paths come back absolute; `s3://`, `gs://` (any pyarrow filesystem URI) are listed
+    through pyarrow.fs and come back as URIs (`file://` ones as local paths). A path that does
+    not exist (or a glob/directory matching no XML file) raises FileNotFoundError naming it,
+    before any work starts.
     """
     if isinstance(inputs, str):
         inputs = [inputs]
     found: dict[str, None] = {}
     for item in inputs:
-        if os.path.isdir(item):
+        if is_uri(item):
+            matches = _expand_uri(item)
+        elif os.path.isdir(item):
             matches = [os.path.join(item, n) for n in os.listdir(item)]
             matches = [m for m in matches if os.path.isfile(m) and m.endswith(XML_SUFFIXES)]
             if not matches:
@@ -51,8 +113,21 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
         else:
             raise FileNotFoundError(f"input path does not exist: {item!r}")
         for m in matches:
-            found[os.path.abspath(m)] = None
+            found[m if is_uri(m) else os.path.abspath(m)] = None
     return sorted(found, key=nlm_order_key)
+
+
+def input_filesystem(paths: Sequence[str]) -> pyarrow.fs.FileSystem | None:
+    """The one pyarrow filesystem of object-store paths (None for local ones); mixing is refused."""
+    schemes = {p.split("://", 1)[0] if is_uri(p) else "" for p in paths}
+    if len(schemes) > 1:
+        raise ValueError(f"inputs mix filesystems ({sorted(s or 'local' for s in schemes)}); "
+                         f"read them in separate runs or copy them to one place")
+    if not paths or schemes == {""}:
+        return None
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(paths[0])[0]
 
 
 def _datasource_class() -> type:
@@ -112,5 +187,6 @@ def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("article
     if bad or not kinds:
         raise ValueError(f"kinds must be a non-empty subset of {sorted(RECORD_TYPES)}, got {kinds}")
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
-    source = _datasource_class()(paths, kinds=tuple(kinds), batch_rows=batch_rows)
+    source = _datasource_class()(paths, kinds=tuple(kinds), batch_rows=batch_rows,
+                                 filesystem=input_filesystem(paths))
     return ray.data.read_datasource(source, override_num_blocks=len(paths))
