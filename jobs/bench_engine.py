@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import sys
 import time
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
+    if not torch.cuda.is_available():  # one thread per core we may use (taskset), no oversubscription
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     from model.engine import DTYPES
     from model.kv_cache import kv_bytes_per_token
 
