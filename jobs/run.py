@@ -24,7 +24,7 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo-model", action="store_true", default=None,
                    help="tiny random BioGPT built on the spot (runs anywhere; output meaningless)")
     p.add_argument("--gpus", type=int, help="GPU actors (default: every GPU of the cluster)")
-    p.add_argument("--batch-size", type=int, help="rows per GPU batch (default 64)")
+    p.add_argument("--batch-size", type=int, help="rows per GPU batch (default 256)")
     p.add_argument("--cpu-batch-size", type=int, help="rows per CPU-stage batch (default 256)")
     p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
     p.add_argument("--max-new-tokens", type=int, help="RE generation budget (default 256)")

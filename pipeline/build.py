@@ -130,6 +130,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
     cpu = _cpu_share(ray)
     gpus_total = int(ray.cluster_resources().get("GPU", 0))
     gpu_actors = config.gpus if config.gpus is not None else gpus_total
+    cpu_actors = config.cpu_actors or max(2, 2 * gpu_actors)
     ds = read_pubmed([files[i] for i in needed]).select_columns(MINING_COLUMNS)
     pool = ray.data.ActorPoolStrategy
     ds = ds.map_batches(SelectStage, fn_constructor_kwargs={"keys": keys, "file_ids": file_ids},
@@ -137,7 +138,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                         compute=pool(size=1), num_cpus=cpu)
     ds = ds.map_batches(TokenizeStage, fn_constructor_kwargs={"config": config},
                         batch_size=config.cpu_batch_size, batch_format="pyarrow",
-                        compute=pool(min_size=1, max_size=config.cpu_actors), num_cpus=cpu)
+                        compute=pool(min_size=1, max_size=cpu_actors), num_cpus=cpu)
     with warnings.catch_warnings():
         # Ray 2.60 has no named parameter for bounded actor restarts / task retries (its
         # default is unbounded, so an actor that dies on every try would loop forever).
@@ -152,7 +153,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                             max_task_retries=config.max_retries)
     return ds.map_batches(PostprocessStage, fn_constructor_kwargs={"config": config, "run_id": run_id},
                           batch_size=config.cpu_batch_size, batch_format="pyarrow",
-                          compute=pool(min_size=1, max_size=config.cpu_actors), num_cpus=cpu)
+                          compute=pool(min_size=1, max_size=cpu_actors), num_cpus=cpu)
 
 
 def run(config: RunConfig) -> dict:

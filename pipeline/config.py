@@ -26,9 +26,9 @@ class RunConfig(BaseModel):
     entities: str | None = Field(None, description="entity dictionary (*.entities.json) for linking")
     demo_model: bool = Field(False, description="tiny random BioGPT built on the spot; output meaningless")
     gpus: int | None = Field(None, ge=0, description="GPU actors (None: all GPUs of the cluster; 0: one CPU actor)")
-    batch_size: int = Field(64, ge=1, description="rows per GPU-stage batch")
+    batch_size: int = Field(256, ge=1, description="rows per GPU-stage batch (the engine batches inside)")
     cpu_batch_size: int = Field(256, ge=1, description="rows per CPU-stage batch")
-    cpu_actors: int = Field(2, ge=1, description="max actors per CPU stage (tokenize, postprocess)")
+    cpu_actors: int | None = Field(None, ge=1, description="max actors per CPU stage (None: 2 per GPU actor, at least 2)")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     limit: int | None = Field(None, ge=1, description="mine at most this many articles (first in NLM order)")
     address: str | None = Field(None, description="Ray address (ray://..., auto); None starts a local Ray")

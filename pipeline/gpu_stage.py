@@ -51,12 +51,13 @@ class GenerateStage:
         self.params = SamplingParams(max_new_tokens=config.max_new_tokens, num_beams=1)
         self.re_engine = self.ner_engine = None
         started = time.perf_counter()
-        if config.re_task:
-            model = _load(config.re_model, config.demo_model, "re", dtype, self.device)
-            self.re_engine = Engine(model, None, engine_cfg)
+        # the tagger first: the RE engine sizes its KV cache from the GPU memory still free
         if "ner" in config.tasks:
             model = _load(config.ner_model, config.demo_model, "ner", dtype, self.device)
             self.ner_engine = Engine(model, None, engine_cfg)
+        if config.re_task:
+            model = _load(config.re_model, config.demo_model, "re", dtype, self.device)
+            self.re_engine = Engine(model, None, engine_cfg)
         log.info("GPU stage ready on %s (%s) in %.1fs", self.device, dtype, time.perf_counter() - started)
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
