@@ -46,7 +46,7 @@ class GenerateStage:
         self.die_once = die_once
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = _dtype(config.dtype, self.device)
-        engine_cfg = EngineConfig(max_num_seqs=config.max_num_seqs,
+        engine_cfg = EngineConfig(max_num_seqs=config.max_num_seqs, dtype=str(dtype).removeprefix("torch."),
                                   gpu_memory_utilization=config.gpu_memory_utilization)
         self.params = SamplingParams(max_new_tokens=config.max_new_tokens, num_beams=1)
         self.re_engine = self.ner_engine = None
