@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train_tagger(args: argparse.Namespace) -> int:
     """Handler: train, print one JSON line per epoch."""
-    from pipeline.tasks.train_tagger import TaggerConfig, train_tagger
+    from pipeline.training.tagger import TaggerConfig, train_tagger
 
     config = TaggerConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           full_model=args.full_model, max_docs=args.max_docs,

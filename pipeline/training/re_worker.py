@@ -16,28 +16,10 @@ from typing import Any
 
 from pipeline.training.re_data import IGNORE, RECIPES
 from pipeline.training.re_train import LOG_FILE, ReTrainConfig, grow_embeddings, prompt_tokenizer
-from pipeline.training.trainer import OptimConfig, Stepper, build_optimizer, pad_batch, plan_epoch
+from pipeline.training.trainer import (OptimConfig, Stepper, build_optimizer, pad_batch, plan_epoch,
+                                       token_loss_module)
 
 log = logging.getLogger(__name__)
-
-
-def _loss_module(model: Any) -> Any:
-    """Wrap a causal LM so `module(input_ids, labels, attention_mask)` is the summed token loss."""
-    import torch
-    from torch import nn
-
-    class LmLoss(nn.Module):
-        def __init__(self, lm: nn.Module) -> None:
-            super().__init__()
-            self.lm = lm
-
-        def forward(self, input_ids: torch.Tensor, labels: torch.Tensor,
-                    attention_mask: torch.Tensor) -> torch.Tensor:
-            logits = self.lm.forward_padded(input_ids, attention_mask)  # (B, T, V)
-            return nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(),
-                                               ignore_index=IGNORE, reduction="sum")
-
-    return LmLoss(model)
 
 
 def generate_texts(model: Any, tokenizer: Any, prompts: list[list[int]], cfg: ReTrainConfig) -> list[str]:
@@ -149,7 +131,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     tokenizer, prompt_ids = prompt_tokenizer(cfg.base)
     model, state = _load_start(cfg, max(len(tokenizer), max(prompt_ids) + 1), device)
     model.train()
-    module = prepare_model(_loss_module(model))
+    module = prepare_model(token_loss_module(model, IGNORE))
     optim_cfg = OptimConfig(lr=cfg.learning_rate, warmup=cfg.warmup_updates)
     stepper = Stepper(module, build_optimizer(model.parameters(), optim_cfg), optim_cfg, device, world)
     start, resumed_from = 1, 0

@@ -1,7 +1,8 @@
-"""Shared training pieces: fairseq's Adam + inverse-sqrt schedule, token-budget batching with
-gradient accumulation (DDP-aware), mixed precision, checkpoint averaging, and a Ray Train runner.
+"""Shared training pieces: fairseq's Adam + inverse-sqrt (or constant) schedule, token-budget
+batching with gradient accumulation (DDP-aware), a token-label loss, mixed precision, checkpoint
+averaging, and a Ray Train runner.
 
-Used by `pipeline.training.re_train` (on Ray Train) and `pipeline.tasks.train_tagger` (local).
+Used by `pipeline.training.re_train` (on Ray Train) and `pipeline.training.tagger` (local).
 Checkpointing and resume go through Ray Train: each epoch `ray.train.report(metrics, checkpoint)`;
 a run started again with the same storage folder and name gets the last one from
 `ray.train.get_checkpoint()`.
@@ -19,24 +20,29 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+SCHEDULES = ("inverse_sqrt", "constant")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam (fairseq: decoupled weight decay) and the inverse-sqrt schedule; validated when built."""
+    """Adam (fairseq: decoupled weight decay) and the lr schedule; validated when built."""
 
     lr: float = 1e-5
-    warmup: int = 100  # updates of linear warm-up from warmup_init_lr to lr
+    warmup: int = 100  # updates of linear warm-up from warmup_init_lr to lr (>= 1 for inverse_sqrt)
     warmup_init_lr: float = 1e-7
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8
     weight_decay: float = 0.01
     clip_norm: float = 0.0  # 0: no clipping (BioGPT's --clip-norm 0.0)
+    schedule: str = "inverse_sqrt"  # or "constant": lr after the warm-up (warmup may be 0)
 
     def __post_init__(self) -> None:
         if not self.lr > 0 or self.warmup_init_lr < 0:
             raise ValueError(f"lr must be > 0 and warmup_init_lr >= 0, got {self.lr}, {self.warmup_init_lr}")
-        if self.warmup < 1:
-            raise ValueError(f"warmup must be >= 1 update, got {self.warmup}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.warmup < (1 if self.schedule == "inverse_sqrt" else 0):
+            raise ValueError(f"warmup must be >= 1 (>= 0 for a constant schedule), got {self.warmup}")
         if self.weight_decay < 0 or self.clip_norm < 0:
             raise ValueError("weight_decay and clip_norm must be >= 0")
 
@@ -48,6 +54,15 @@ def inverse_sqrt_lr(updates_done: int, cfg: OptimConfig) -> float:
     return cfg.lr * math.sqrt(cfg.warmup / updates_done)
 
 
+def scheduled_lr(updates_done: int, cfg: OptimConfig) -> float:
+    """The learning rate of the next update under `cfg.schedule` (both warm up linearly)."""
+    if cfg.schedule == "constant":
+        if updates_done < cfg.warmup:
+            return cfg.warmup_init_lr + updates_done * (cfg.lr - cfg.warmup_init_lr) / cfg.warmup
+        return cfg.lr
+    return inverse_sqrt_lr(updates_done, cfg)
+
+
 def build_optimizer(params: Any, cfg: OptimConfig) -> Any:
     """AdamW: fairseq's Adam applies weight decay decoupled (p -= lr * wd * p)."""
     import torch
@@ -57,23 +72,29 @@ def build_optimizer(params: Any, cfg: OptimConfig) -> Any:
 
 
 def plan_epoch(lengths: Sequence[int], micro_batch_tokens: int, tokens_per_update: int,
-               world_size: int, seed: int, epoch: int) -> list[list[list[int]]]:
+               world_size: int, seed: int, epoch: int, max_rows: int | None = None
+               ) -> list[list[list[int]]]:
     """The global plan of one epoch: updates, each a list of micro-batches of example indices.
 
     As fairseq: shuffle, sort by length, cut into micro-batches of at most `micro_batch_tokens`
-    padded tokens, shuffle the batches. Micro-batches are grouped until an update holds
+    padded tokens (and, given `max_rows`, at most that many examples: fairseq's --batch-size),
+    shuffle the batches. Micro-batches are grouped until an update holds
     `tokens_per_update` tokens and a multiple of `world_size` batches (every worker then runs
     the same number of steps); a last group smaller than the world size is dropped.
     """
     if micro_batch_tokens < 1 or tokens_per_update < 1 or world_size < 1:
         raise ValueError("micro_batch_tokens, tokens_per_update and world_size must be >= 1")
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    row_cap = max_rows if max_rows is not None else len(lengths)
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
     order.sort(key=lambda i: lengths[i])
     batches: list[list[int]] = []
     for i in order:
-        if batches and (len(batches[-1]) + 1) * lengths[i] <= micro_batch_tokens:
+        if batches and len(batches[-1]) < row_cap and \
+                (len(batches[-1]) + 1) * lengths[i] <= micro_batch_tokens:
             batches[-1].append(i)
         else:
             batches.append([i])
@@ -113,6 +134,26 @@ def pad_batch(rows: Sequence[tuple[list[int], list[int]]], device: Any, pad_id: 
     return ids.to(device), labels.to(device), mask.to(device)
 
 
+def token_loss_module(model: Any, ignore: int = -100) -> Any:
+    """Module whose `(input_ids, labels, attention_mask)` call is the summed token cross-entropy."""
+    # any model with forward_padded -> (B, T, C) logits: a causal LM (shifted labels), a token tagger
+    import torch
+    from torch import nn
+
+    class TokenLoss(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, labels: torch.Tensor,
+                    attention_mask: torch.Tensor) -> torch.Tensor:
+            logits = self.inner.forward_padded(input_ids, attention_mask)  # (B, T, C)
+            return nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(),
+                                               ignore_index=ignore, reduction="sum")
+
+    return TokenLoss(model)
+
+
 def amp_dtype(device: Any) -> Any:
     """bf16 on GPUs that have it, fp16 on older GPUs, None (fp32) on CPU."""
     import torch
@@ -147,7 +188,7 @@ class Stepper:
         summed loss of this worker's batches."""
         import torch
 
-        lr = inverse_sqrt_lr(self.updates_done, self.cfg)
+        lr = scheduled_lr(self.updates_done, self.cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total = 0.0

@@ -81,3 +81,59 @@ def test_bad_training_input_is_a_clear_error(tiny_base, tmp_path, capsys):
     code = main(["train-tagger", "--train", str(empty), "--base", str(tiny_base), "-o",
                  str(tmp_path / "o"), "--epochs", "0"])
     assert code == 2 and "epochs" in capsys.readouterr().err
+
+
+def test_tagger_update_through_shared_stepper_equals_plain_adamw_step():
+    """The tagger's optimiser settings on the shared Stepper do what a hand-written AdamW step did."""
+    import copy
+
+    import torch
+
+    from model.loader import build_random_model
+    from pipeline.tasks.ner import IGNORE
+    from pipeline.training.tagger import TaggerConfig
+    from pipeline.training.trainer import (Stepper, build_optimizer, pad_batch, scheduled_lr,
+                                           token_loss_module)
+
+    config = BioGptConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=32, max_position_embeddings=32,
+                          id2label={0: "O", 1: "B-X", 2: "I-X"})
+    ours = build_random_model(config, head="BioGptForTokenClassification", seed=3, device="cpu")
+    ref = copy.deepcopy(ours)
+    rows = [([2, 5, 9, 11, 7], [IGNORE, 0, 1, 2, 0]), ([2, 30, 4], [IGNORE, 1, 0])]
+    ids, labels, mask = pad_batch(rows, "cpu", ignore=IGNORE)
+    cfg = TaggerConfig(lr=1e-2, full_model=True).optim_config()
+    assert [scheduled_lr(k, cfg) for k in (0, 1, 100)] == [1e-2] * 3  # constant, no warm-up
+    stepper = Stepper(token_loss_module(ours, IGNORE), build_optimizer(ours.parameters(), cfg),
+                      cfg, "cpu")
+    plain = torch.optim.AdamW(ref.parameters(), lr=1e-2, weight_decay=0.01)
+    for _ in range(3):
+        ours.eval(), ref.eval()  # no dropout, so both sides see the same forward
+        summed = stepper.update([{"input_ids": ids, "labels": labels, "attention_mask": mask}],
+                                n_targets=6)
+        logits = ref.forward_padded(ids, mask)  # (B, T, L)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(),
+                                                 ignore_index=IGNORE)
+        plain.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(ref.parameters()), 1.0)
+        plain.step()
+        assert summed / 6 == pytest.approx(float(loss.detach()), rel=1e-5)
+    for (name, a), b in zip(ours.named_parameters(), ref.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    assert stepper.updates_done == 3
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4])
+def test_tagger_epoch_plan_caps_windows_per_update(batch_size):
+    from pipeline.training.trainer import plan_epoch
+
+    lengths = [5 + (13 * i) % 120 for i in range(22)]
+    plan = plan_epoch(lengths, batch_size * max(lengths), 1, 1, seed=0, epoch=2, max_rows=batch_size)
+    batches = [b for update in plan for b in update]
+    assert all(len(update) == 1 for update in plan)  # one micro-batch per update
+    assert all(len(b) <= batch_size for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(22))
+    assert len(batches) == -(-22 // batch_size)
+    with pytest.raises(ValueError, match="max_rows"):
+        plan_epoch(lengths, 100, 1, 1, 0, 1, max_rows=0)

@@ -1,16 +1,23 @@
 """Fine-tune a BioGPT token-classification head (optionally the whole model) from PubTator gold.
 
 Each document section (title, abstract) is tokenized with character offsets; mention spans
-become IOB2 labels on the tokens they overlap (`B-Type` on the first). Cross-entropy on the
-classifier logits, AdamW. After each epoch, entity-level F1 on the dev set (exact section
-offsets and type, through the `ner` task's window decoding); the best epoch is saved to the
-output folder and the last one to `<out>/last`, both readable by `model.loader.load_model`.
+become IOB2 labels on the tokens they overlap (`B-Type` on the first). The optimisation goes
+through the shared trainer (`pipeline.training.trainer`): AdamW with a constant learning rate,
+length-sorted micro-batches of at most `batch_size` windows, the summed token cross-entropy
+averaged per label token, gradient clipping, bf16/fp16 autocast on GPU. After each epoch,
+entity-level F1 on the dev set (exact section offsets and type, through the `ner` task's window
+decoding); the best epoch is saved to the output folder and the last one to `<out>/last`, both
+readable by `model.loader.load_model`.
+
+The loop runs in-process rather than through `run_ray_training`: it trains one model on one
+device (by default only the classifier head, a few thousand weights), a run takes minutes so it
+needs no checkpoint resume, and the dev scoring decodes in the same process; a Ray Train worker
+group would add its start-up to every run and test and DDP would buy nothing here.
 """
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +26,8 @@ from typing import Any
 from pipeline.evaluate import Score, score_sets
 from pipeline.tasks.ner import IGNORE, NerTask, bio_labels, window_starts
 from pipeline.tasks.pubtator import Document, read_pubtator
+from pipeline.training.trainer import (OptimConfig, Stepper, build_optimizer, pad_batch, plan_epoch,
+                                       token_loss_module)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +38,7 @@ class TaggerConfig:
 
     epochs: int = 3
     lr: float | None = None  # None: 1e-3 for the head alone, 5e-5 for the whole model
-    batch_size: int = 8
+    batch_size: int = 8  # windows per update
     full_model: bool = False  # False: only the classifier learns
     max_docs: int | None = None  # use only the first N training (and dev) documents
     window: int = 512  # tokens per training/inference window (capped by the model)
@@ -49,6 +58,11 @@ class TaggerConfig:
     def learning_rate(self) -> float:
         """The learning rate in use."""
         return self.lr if self.lr is not None else (5e-5 if self.full_model else 1e-3)
+
+    def optim_config(self) -> OptimConfig:
+        """AdamW (torch's betas), constant lr without warm-up, gradient norm clipped to 1."""
+        return OptimConfig(lr=self.learning_rate, warmup=0, schedule="constant", betas=(0.9, 0.999),
+                           weight_decay=self.weight_decay, clip_norm=1.0)
 
 
 def label_map(docs: list[Document]) -> dict[int, str]:
@@ -112,26 +126,6 @@ def build_tagger(base: str | Path, id2label: dict[int, str], device: Any) -> Any
     return model.to(device)
 
 
-def _batches(examples: list, size: int, rng: random.Random | None) -> list[list]:
-    order = list(range(len(examples)))
-    if rng is not None:
-        rng.shuffle(order)
-    return [[examples[i] for i in order[k:k + size]] for k in range(0, len(order), size)]
-
-
-def _pad(batch: list[tuple[list[int], list[int]]], device: Any, pad_id: int = 1):
-    import torch
-
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (x, y) in enumerate(batch):
-        ids[row, :len(x)], labels[row, :len(y)], mask[row, :len(x)] = (
-            torch.tensor(x), torch.tensor(y), 1)
-    return ids.to(device), labels.to(device), mask.to(device)
-
-
 def predict_probs(model: Any, prompts: list[list[int]], batch_size: int, device: Any) -> list:
     """Per prompt (T, num_labels) softmax probabilities through `forward_padded`."""
     import torch
@@ -141,7 +135,7 @@ def predict_probs(model: Any, prompts: list[list[int]], batch_size: int, device:
     with torch.no_grad():
         for k in range(0, len(prompts), batch_size):
             chunk = [(p, p) for p in prompts[k:k + batch_size]]
-            ids, _, mask = _pad(chunk, device)
+            ids, _, mask = pad_batch(chunk, device, ignore=IGNORE)
             probs = torch.softmax(model.forward_padded(ids, mask).float(), dim=-1)  # (B, T, L)
             out.extend(probs[i, :len(p)].cpu().numpy() for i, (p, _) in enumerate(chunk))
     return out
@@ -180,30 +174,37 @@ def train_tagger(train: str | Path, dev: str | Path | None, base: str | Path, ou
     model = build_tagger(base, id2label, device)
     window = min(config.window, model.config.max_position_embeddings)
     examples = encode_examples(train_docs, tokenizer, label2id, window)
+    if not examples:
+        raise ValueError(f"{train}: the training documents hold no text to tag")
     for name, param in model.named_parameters():
         param.requires_grad = config.full_model or name.startswith("classifier.")
+    optim_cfg = config.optim_config()
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    stepper = Stepper(token_loss_module(model, IGNORE), build_optimizer(params, optim_cfg),
+                      optim_cfg, device)
+    lengths = [len(ids) for ids, _ in examples]
+    n_labels = [sum(y != IGNORE for y in labels) for _, labels in examples]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rng, history, best = random.Random(config.seed), [], -1.0
+    history: list[dict[str, Any]] = []
+    best = -1.0
     log.info("train-tagger: %d docs -> %d windows, labels %s, %s, lr %g, %s", len(train_docs),
              len(examples), list(id2label.values()), "whole model" if config.full_model
              else "head only", config.learning_rate, device)
     for epoch in range(1, config.epochs + 1):
         model.train()
-        start, losses = time.perf_counter(), []
-        for batch in _batches(examples, config.batch_size, rng):
-            ids, labels, mask = _pad(batch, device)
-            logits = model.forward_padded(ids, mask)  # (B, T, L)
-            loss = torch.nn.functional.cross_entropy(
-                logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optim.step()
-            losses.append(float(loss.detach()))
-        record: dict[str, Any] = {"epoch": epoch, "loss": sum(losses) / len(losses),
+        start, losses, loss_sum, tokens = time.perf_counter(), [], 0.0, 0
+        plan = plan_epoch(lengths, config.batch_size * max(lengths), 1, 1, config.seed, epoch,
+                          max_rows=config.batch_size)  # one micro-batch per update
+        for update in plan:
+            batch = [i for micro in update for i in micro]
+            ids, labels, mask = pad_batch([examples[i] for i in batch], device, ignore=IGNORE)
+            n_targets = sum(n_labels[i] for i in batch)
+            step_loss = stepper.update([{"input_ids": ids, "labels": labels,
+                                         "attention_mask": mask}], n_targets)
+            loss_sum, tokens = loss_sum + step_loss, tokens + n_targets
+            losses.append(step_loss / max(1, n_targets))
+        record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(1, tokens),
                                   "first_loss": losses[0], "last_loss": losses[-1],
                                   "steps": len(losses), "seconds": time.perf_counter() - start}
         if dev_docs:
