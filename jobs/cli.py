@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:  # user errors: one clear line, no traceback
         print(f"biomine {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # a failed job: its traceback is already in the log
+        print(f"biomine {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ A rerun of a finished run stops after step 3 without starting any model.
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -173,17 +174,33 @@ def run(config: RunConfig) -> dict:
              counts["pending"])
     sink = ResultSink(config.output, OUTPUT_TABLES, run_id)
     status = "nothing to do"
+    failure: str | None = None
     try:
         if pending.num_rows:
             status = "failed"
-            ds = build_dataset(ray, config, files, pending, run_id)
-            ds.write_datasink(sink, ray_remote_args={"num_cpus": _cpu_share(ray)})
+            _execute(ray, config, files, pending, run_id, sink)
             status = "finished"
+    except Exception as exc:  # logged in full here, re-raised below as one clear error
+        log.exception("run %s failed", run_id)
+        failure = f"{type(exc).__name__}: {exc}"
     finally:
         manifest = run_manifest(config, run_id, status, files, counts, sink.totals, file_errors,
-                                time.time() - started)
+                                time.time() - started, failure)
         write_json(config.output, "_manifest.json", manifest)
+    if failure is not None:
+        # Ray Data releases a failed run's actors by dropping references, not by killing them;
+        # the traceback's frames hold the dataset, so collect them now to free the GPUs.
+        gc.collect()
+        raise RuntimeError(f"run {run_id} failed: {failure}\n"
+                           f"committed work is kept: run the same command again to resume")
     return manifest
+
+
+def _execute(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str,
+             sink: ResultSink) -> None:
+    """Build and write the dataset (its only reference lives in this frame)."""
+    ds = build_dataset(ray, config, files, pending, run_id)
+    ds.write_datasink(sink, ray_remote_args={"num_cpus": _cpu_share(ray)})
 
 
 def _run_id(config: RunConfig) -> str:

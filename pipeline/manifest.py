@@ -37,12 +37,14 @@ def model_entry(model_id: str | None, demo: bool) -> dict[str, Any] | None:
 
 
 def run_manifest(config: RunConfig, run_id: str, status: str, files: list[str], counts: dict[str, int],
-                 totals: dict[str, int], file_errors: list[dict], wall_s: float) -> dict[str, Any]:
+                 totals: dict[str, int], file_errors: list[dict], wall_s: float,
+                 failure: str | None = None) -> dict[str, Any]:
     """Everything a user needs to audit or reproduce a run."""
     mined = totals.get("articles", 0)
     return {
         "run_id": run_id,
         "status": status,
+        "failure": failure,
         "config": config.model_dump(),
         "models": {"re": model_entry(config.re_model_id, config.demo_model),
                    "ner": model_entry(config.ner_model_id, config.demo_model)},

@@ -126,9 +126,7 @@ def update(config: RunConfig, state_dir: str) -> dict[str, Any]:
         stem = file_stem(path)
         run_cfg = config.model_copy(update={"inputs": [path], "output": f"{state_dir}/runs/{stem}",
                                             "run_id": f"update-{stem}"})
-        manifest = run(run_cfg)
-        if manifest["status"] == "failed":
-            raise RuntimeError(f"mining {name} failed; rerun the update to resume it")
+        run(run_cfg)  # raises on failure; the next update resumes this file's run
         deletions = file_deletions(path)
         run_base = f"{base}/runs/{stem}"
         new_articles = _read_dir(fs, f"{run_base}/articles")

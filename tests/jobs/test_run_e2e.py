@@ -92,7 +92,7 @@ def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path, monkeypatch):
         run(config(inputs, out, tasks=["re-bc5cdr"]))
     monkeypatch.delenv(FAULT_ENV)
     crashed = json.loads((out / "_manifest.json").read_text())
-    assert crashed["status"] == "failed"
+    assert crashed["status"] == "failed" and "injected fault" in crashed["failure"]
     committed = len(list((out / "_commits").glob("*.json")))
     assert committed >= 2
     manifest = run(config(inputs, out, tasks=["re-bc5cdr"]))
