@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.evaluate import Score, score_sets
+from pipeline.jsonfile import read_json
 
 Triple = tuple[str, str, str]
 _NUM2ROMAN = {"0": "0", "1": "I", "2": "II", "3": "III", "4": "IV", "5": "V", "6": "VI",
@@ -143,12 +144,7 @@ def _triples_of(doc: Any, where: str) -> list[Triple]:
 def load_gold(path: str | Path) -> dict[str, list[Triple]]:
     """BioGPT's gold JSON: `{id: {"triples": [{drug, target, interaction}, ...], ...}}`."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"gold file not found: {path}")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    raw = read_json(path, "gold file")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a JSON object keyed by document id")
     return {str(k): _triples_of(v, f"{path}: document {k}") for k, v in raw.items()}

@@ -5,12 +5,13 @@ The dictionary is BioGPT's `*.entities.json` layout, `{"chemical2id": {name: MeS
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pipeline.jsonfile import read_json
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,7 @@ class EntityDictionary:
     @classmethod
     def from_json(cls, path: str | Path) -> "EntityDictionary":
         """Read a `*.entities.json` file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"entity dictionary not found: {path}")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_mapping(raw, str(path))
+        return cls.from_mapping(read_json(path, "entity dictionary"), str(path))
 
     def lookup(self, entity_type: str, name: str) -> str | None:
         """The identifier of a name of one type, or None."""

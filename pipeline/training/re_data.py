@@ -13,7 +13,6 @@ source cut to 640 tokens (last kept one "..."), target to 1024 - 640 - 9 tokens 
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.jsonfile import read_json
 from pipeline.tasks import re_bc5cdr, re_ddi, re_kd_dti
 from pipeline.tasks.relation import MAX_SOURCE_TOKENS, Recipe, render_answer, source_text
 
@@ -112,12 +112,7 @@ def interaction_document(doc_id: str, record: Mapping[str, Any], recipe: Recipe,
 def read_json_documents(path: str | Path, task: str) -> list[ReDocument]:
     """Every document of a BioGPT-layout JSON file `{id: {...}}`, in file order."""
     path, recipe = Path(path), recipe_for(task)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such data file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "data file")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ValueError(f"{path}: expected a JSON object {{id: {{title?, abstract, ...}}}}")
     if task == "bc5cdr":
