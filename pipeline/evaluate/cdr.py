@@ -14,6 +14,10 @@ On the kit's sample files these rules reproduce its relation (90/533/33) and men
 TP 149 / FP 57 / FN 65 against the kit's 150 / 56 / 64: no exact (pmid, id) pair accounts for
 the kit's extra match (composite-as-unit, keeping "-1", typeless or unsplit variants were tried
 and miss), so that one pair stays unexplained (tests/pipeline/test_eval_cdr.py, xfail).
+The likeliest explanation, unverified: the kit maps MEDIC alternate ids to their MeSH concept,
+so PMID 3827439's predicted OMIM:215600 ("cryptogenic cirrhosis") would match its gold D005355
+(the only document whose unmatched prediction and gold would then pair up). Settling it needs
+the kit's jar run with its INFO lines on, or CTD's MEDIC vocabulary; neither is reachable offline.
 """
 from __future__ import annotations
 
