@@ -50,17 +50,6 @@ def hf_files(src: Path, dst: Path) -> tuple[str, str]:
     return str(dst / "vocab.json"), str(dst / "merges.txt")
 
 
-@pytest.fixture(scope="module")
-def hf(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
-    return transformers.BioGptTokenizer(*hf_files(VOCAB_DIR / "biogpt", tmp_path_factory.mktemp("hf")))
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return BioGptTokenizer.from_pretrained("microsoft/biogpt")
-
-
 def test_known_ids(tok):
     assert tok.encode("COVID-19 is") == [2, 4805, 9, 656, 21]
     assert tok.encode("Trastuzumab") == [2, 7548, 1171, 32924]

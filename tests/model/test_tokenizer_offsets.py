@@ -9,8 +9,8 @@ import pytest
 
 from model.bpe import piece_spans
 from model.moses import escape
-from model.tokenizer import VOCAB_DIR, BioGptTokenizer
-from tests.model.test_tokenizer import all_texts, hf_files
+from model.tokenizer import BioGptTokenizer
+from tests.model.test_tokenizer import all_texts
 
 HARD = json.loads((Path(__file__).parents[1] / "data" / "tokenizer" / "hard_cases.json").read_text("utf-8"))
 SPECIAL = re.compile(r"</?s>|<pad>|<unk>")
@@ -20,17 +20,6 @@ JUNK = re.compile("[\x00-\x08\x0e-\x1b]")
 def normalise(original: str) -> str:
     """What Moses makes of the characters of one token: control characters dropped, escaped."""
     return escape(JUNK.sub("", original))
-
-
-@pytest.fixture(scope="module")
-def hf(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
-    return transformers.BioGptTokenizer(*hf_files(VOCAB_DIR / "biogpt", tmp_path_factory.mktemp("hf")))
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return BioGptTokenizer.from_pretrained("microsoft/biogpt")
 
 
 def check_offsets(tok, hf, text: str) -> None:
