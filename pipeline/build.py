@@ -116,7 +116,8 @@ def select_pending(index: pa.Table | None, done: pa.Array, limit: int | None) ->
 
 
 def _cpu_share(ray: Any) -> float:
-    """CPUs per actor: whole cores on real machines, a quarter on tiny boxes (no deadlock)."""
+    """CPUs per task/actor: whole cores on real machines, a quarter on tiny boxes, where whole-CPU
+    read tasks could wait forever behind the stage actors (ray #44687)."""
     return 1.0 if ray.cluster_resources().get("CPU", 1) >= 8 else 0.25
 
 
@@ -132,7 +133,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
     gpus_total = int(ray.cluster_resources().get("GPU", 0))
     gpu_actors = config.gpus if config.gpus is not None else gpus_total
     cpu_actors = config.cpu_actors or max(2, 2 * gpu_actors)
-    ds = read_pubmed([files[i] for i in needed]).select_columns(MINING_COLUMNS)
+    ds = read_pubmed([files[i] for i in needed], num_cpus=cpu).select_columns(MINING_COLUMNS)
     pool = ray.data.ActorPoolStrategy
     ds = ds.map_batches(SelectStage, fn_constructor_kwargs={"keys": keys, "file_ids": file_ids},
                         batch_size=config.cpu_batch_size, batch_format="pyarrow",

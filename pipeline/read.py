@@ -174,7 +174,7 @@ def _datasource_class() -> type:
 
 
 def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("articles",),
-                batch_rows: int = 2000) -> ray.data.Dataset:
+                batch_rows: int = 2000, num_cpus: float | None = None) -> ray.data.Dataset:
     """PubMed XML files (paths, globs, directories) -> Dataset of RECORD_SCHEMA rows.
 
     One read task per file, in NLM order, so a slow or broken file is isolated; a broken file
@@ -189,4 +189,4 @@ def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("article
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
     source = _datasource_class()(paths, kinds=tuple(kinds), batch_rows=batch_rows,
                                  filesystem=input_filesystem(paths))
-    return ray.data.read_datasource(source, override_num_blocks=len(paths))
+    return ray.data.read_datasource(source, override_num_blocks=len(paths), num_cpus=num_cpus)
