@@ -133,7 +133,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
     gpus_total = int(ray.cluster_resources().get("GPU", 0))
     gpu_actors = config.gpus if config.gpus is not None else gpus_total
     cpu_actors = config.cpu_actors or max(2, 2 * gpu_actors)
-    ds = read_pubmed([files[i] for i in needed], num_cpus=cpu).select_columns(MINING_COLUMNS)
+    ds = read_pubmed([files[i] for i in needed], num_cpus=cpu, columns=MINING_COLUMNS)
     pool = ray.data.ActorPoolStrategy
     ds = ds.map_batches(SelectStage, fn_constructor_kwargs={"keys": keys, "file_ids": file_ids},
                         batch_size=config.cpu_batch_size, batch_format="pyarrow",

@@ -132,6 +132,7 @@ def input_filesystem(paths: Sequence[str]) -> pyarrow.fs.FileSystem | None:
 
 def _datasource_class() -> type:
     """Build the FileBasedDatasource subclass lazily, so importing this module needs no Ray."""
+    import pyarrow
     from ray.data.datasource import FileBasedDatasource
 
     from pipeline.pubmed_xml import scan_records
@@ -148,10 +149,17 @@ def _datasource_class() -> type:
         """
 
         def __init__(self, paths: list[str], *, kinds: tuple[str, ...], batch_rows: int,
-                     **kwargs: Any) -> None:
-            super().__init__(paths, schema=RECORD_SCHEMA, **kwargs)
+                     columns: list[str] | None = None, **kwargs: Any) -> None:
+            schema = RECORD_SCHEMA if columns is None else pyarrow.schema(
+                [RECORD_SCHEMA.field(c) for c in columns])
+            super().__init__(paths, schema=schema, **kwargs)
             self._keep = {RECORD_TYPES[k] for k in kinds}
             self._batch_rows = batch_rows
+            self._columns = columns
+
+        def _table(self, batch: list[dict[str, Any]]) -> pyarrow.Table:
+            table = records_to_table(batch)
+            return table if self._columns is None else table.select(self._columns)
 
         def resolve_compression(self, path: str, open_args: dict[str, Any]) -> str | None:
             """Hand the raw bytes over: gunzip happens in _read_stream with Python's gzip, so
@@ -165,21 +173,23 @@ def _datasource_class() -> type:
             for rec in rows:
                 batch.append(rec)
                 if len(batch) >= self._batch_rows:
-                    yield records_to_table(batch)
+                    yield self._table(batch)
                     batch = []
             if batch:
-                yield records_to_table(batch)
+                yield self._table(batch)
 
     return PubmedXmlDatasource
 
 
 def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("articles",),
-                batch_rows: int = 2000, num_cpus: float | None = None) -> ray.data.Dataset:
+                batch_rows: int = 2000, num_cpus: float | None = None,
+                columns: list[str] | None = None) -> ray.data.Dataset:
     """PubMed XML files (paths, globs, directories) -> Dataset of RECORD_SCHEMA rows.
 
     One read task per file, in NLM order, so a slow or broken file is isolated; a broken file
     yields its good records plus one "error" row (when "errors" is in kinds) and never fails
-    the job. `kinds` picks among "articles", "deletions", "errors" (column `record_type`).
+    the job. `kinds` picks among "articles", "deletions", "errors" (column `record_type`);
+    `columns` keeps only those columns, projected inside the read task (no separate stage).
     """
     import ray.data
 
@@ -187,6 +197,6 @@ def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("article
     if bad or not kinds:
         raise ValueError(f"kinds must be a non-empty subset of {sorted(RECORD_TYPES)}, got {kinds}")
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
-    source = _datasource_class()(paths, kinds=tuple(kinds), batch_rows=batch_rows,
+    source = _datasource_class()(paths, kinds=tuple(kinds), batch_rows=batch_rows, columns=columns,
                                  filesystem=input_filesystem(paths))
     return ray.data.read_datasource(source, override_num_blocks=len(paths), num_cpus=num_cpus)

@@ -47,6 +47,20 @@ def table(out: Path, name: str) -> pa.Table | None:
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
 
 
+def wait_for_idle_cluster(ray, timeout_s: float = 90.0) -> None:
+    """Wait until the failed run's actors are gone and every CPU/GPU is free again."""
+    import time
+
+    total = ray.cluster_resources()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        free = ray.available_resources()
+        if all(free.get(k, 0) >= total[k] for k in ("CPU", "GPU") if k in total):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"resources not released: {ray.available_resources()} of {total}")
+
+
 def run(cfg: RunConfig) -> dict:
     from pipeline.build import run as run_job
 
@@ -91,6 +105,7 @@ def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path, monkeypatch):
     with pytest.raises(Exception, match="injected fault"):
         run(config(inputs, out, tasks=["re-bc5cdr"]))
     monkeypatch.delenv(FAULT_ENV)
+    wait_for_idle_cluster(ray_cluster)  # as a restarted driver would find it
     crashed = json.loads((out / "_manifest.json").read_text())
     assert crashed["status"] == "failed" and "injected fault" in crashed["failure"]
     committed = len(list((out / "_commits").glob("*.json")))
