@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import traceback
 import uuid
 import warnings
 from typing import Any
@@ -182,7 +183,9 @@ def run(config: RunConfig) -> dict:
             _execute(ray, config, files, pending, run_id, sink)
             status = "finished"
     except Exception as exc:  # logged in full here, re-raised below as one clear error
-        log.exception("run %s failed", run_id)
+        # the traceback goes in as text: a record holding exc_info (kept by log handlers)
+        # would keep the failed dataset, and so its GPU actors, alive
+        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
         failure = f"{type(exc).__name__}: {exc}"
     finally:
         manifest = run_manifest(config, run_id, status, files, counts, sink.totals, file_errors,

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,6 +22,7 @@ from pipeline.sink import FAULT_ENV
 from pipeline.tasks.rows import ENTITY_SCHEMA, RELATION_SCHEMA
 
 pytestmark = pytest.mark.ray
+REPO = Path(__file__).parents[2]
 
 
 def config(inputs: list[str], out: Path, **kw) -> RunConfig:
@@ -95,17 +99,23 @@ def test_sample_end_to_end(ray_cluster, tmp_path):
     assert table(out, "articles").num_rows == len(want)
 
 
-def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path, monkeypatch):
+def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path):
     from jobs.bench_pipeline import make_inputs
 
     (tmp_path / "in").mkdir()
     inputs = make_inputs(tmp_path / "in", records=60, per_file=10)  # 6 files -> 6 blocks
     out = tmp_path / "out"
-    monkeypatch.setenv(FAULT_ENV, "2")
-    with pytest.raises(Exception, match="injected fault"):
-        run(config(inputs, out, tasks=["re-bc5cdr"]))
-    monkeypatch.delenv(FAULT_ENV)
-    wait_for_idle_cluster(ray_cluster)  # as a restarted driver would find it
+    # the crashing run is its own driver process (as in production), on the session's cluster
+    address = ray_cluster.get_runtime_context().gcs_address
+    crash = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "run", *inputs, "-o", str(out), "--demo-model",
+         "--tasks", "re-bc5cdr", "--max-new-tokens", "6", "--batch-size", "8", "--cpu-batch-size", "8",
+         "--no-progress", "--address", address],
+        cwd=REPO, env={**os.environ, FAULT_ENV: "2", "RAY_AUTH_MODE": "disabled"},
+        capture_output=True, text=True, timeout=300)
+    assert crash.returncode == 1, crash.stderr[-3000:]
+    assert "injected fault" in crash.stderr and "run the same command again" in crash.stderr
+    wait_for_idle_cluster(ray_cluster)  # the dead driver's actors are gone
     crashed = json.loads((out / "_manifest.json").read_text())
     assert crashed["status"] == "failed" and "injected fault" in crashed["failure"]
     committed = len(list((out / "_commits").glob("*.json")))
