@@ -88,8 +88,10 @@ class GenerateStage:
             owner = [i for i in rows for _ in windows[i]]
             scored = self._resilient(lambda ws: self.ner_engine.classify_tokens(ws), flat, owner,
                                      table, errors, "tag")
-            for i in rows:
-                mine = [s for s, o in zip(scored, owner) if o == i]
+            start = 0
+            for i in rows:  # windows are laid out record by record
+                mine = scored[start:start + len(windows[i])]
+                start += len(windows[i])
                 if all(s is not None for s in mine):
                     probs[i] = [s.tolist() for s in mine]
         table = _set(table, "re_output", outputs, IDS)
