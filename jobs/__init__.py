@@ -1,1 +1,1 @@
-"""Thin entry points: the `biomine` CLI and benchmarks."""
+"""Thin entry points: the `biomine` CLI commands."""

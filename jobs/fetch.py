@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Build the spec and client, fetch, print where the files are."""
-    from pipeline.entrez import DEFAULT_BASE_URL, EntrezClient, EntrezConfig, EntrezError
-    from pipeline.fetch import FetchSpec, fetch, read_pmids
+    from pipeline.pubmed.entrez import DEFAULT_BASE_URL, EntrezClient, EntrezConfig, EntrezError
+    from pipeline.pubmed.fetch import FetchSpec, fetch, read_pmids
 
     pmids = read_pmids(args.pmids) if args.pmids else None
     spec = FetchSpec(output=args.output, query=args.query, pmids=pmids, batch_size=args.batch_size)

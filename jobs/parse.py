@@ -44,8 +44,8 @@ def parse_files(paths: list[str], out_dir: Path, *, strict: bool = False,
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
-    from pipeline.pubmed_xml import iter_tables
-    from pipeline.schema import schema_for
+    from pipeline.pubmed.xml import iter_tables
+    from pipeline.pubmed.schema import schema_for
 
     counts = {"files": len(paths), "records": 0, "articles": 0, "with_abstract": 0,
               "deletions": 0, "errors": 0}
@@ -78,7 +78,7 @@ def parse_files(paths: list[str], out_dir: Path, *, strict: bool = False,
 
 def run_parse(args: argparse.Namespace) -> int:
     """Handler: expand inputs (missing -> error before any work), parse, print a summary."""
-    from pipeline.read import expand_inputs
+    from pipeline.pubmed.read import expand_inputs
 
     if args.batch_rows < 1:
         raise ValueError(f"--batch-rows must be >= 1, got {args.batch_rows}")

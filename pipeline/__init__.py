@@ -1,1 +1,1 @@
-"""PubMed reading, Ray Data stages and mining tasks."""
+"""The mining job on Ray Data (config, plan, stages, GPU stage, sink); PubMed reading lives in `pubmed/`."""

@@ -29,7 +29,7 @@ import pyarrow.fs as pafs
 from pipeline.config import RunConfig
 from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
-from pipeline.schema import ERROR_SCHEMA
+from pipeline.pubmed.schema import ERROR_SCHEMA
 from pipeline.sink import ResultSink, open_output, recover, write_table_atomic
 from pipeline.stages import PostprocessStage, SelectStage, TokenizeStage, record_keys
 
@@ -63,8 +63,8 @@ def index_files(ray: Any, files: list[str]) -> tuple[pa.Table | None, list[dict]
 
     @ray.remote(num_cpus=0.5, max_retries=1)
     def scan(path: str) -> tuple[pa.Table, list[dict]]:
-        from pipeline.pubmed_xml import iter_index
-        from pipeline.schema import INDEX_SCHEMA
+        from pipeline.pubmed.xml import iter_index
+        from pipeline.pubmed.schema import INDEX_SCHEMA
 
         rows, errors = [], []
         try:
@@ -89,7 +89,7 @@ def index_files(ray: Any, files: list[str]) -> tuple[pa.Table | None, list[dict]
 
 def select_pending(index: pa.Table | None, done: pa.Array, limit: int | None) -> tuple[pa.Table, dict]:
     """Latest record per PMID (deleted ones removed), first `limit`, minus committed PMIDs."""
-    from pipeline.updates import resolve_updates
+    from pipeline.pubmed.updates import resolve_updates
 
     empty = pa.table({"pmid": pa.array([], pa.int64()), "file_seq": pa.array([], pa.int32()),
                       "position": pa.array([], pa.int64())})
@@ -125,7 +125,7 @@ def _cpu_share(ray: Any) -> float:
 def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str) -> Any:
     """The lazy Ray Dataset for the pending records (no work happens until it is written)."""
     from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage
-    from pipeline.read import read_pubmed
+    from pipeline.pubmed.read import read_pubmed
 
     file_ids = {os.path.basename(f): i for i, f in enumerate(files)}
     needed = sorted(set(pending.column("file_seq").to_pylist()))
@@ -161,7 +161,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
 
 def run(config: RunConfig) -> dict:
     """Run (or resume) the job; returns the manifest also written to OUT/_manifest.json."""
-    from pipeline.read import expand_inputs
+    from pipeline.pubmed.read import expand_inputs
 
     started = time.time()
     files = expand_inputs(config.inputs)  # missing paths fail here, before any work

@@ -5,7 +5,7 @@ import traceback
 
 import pyarrow as pa
 
-from pipeline.schema import ERROR_SCHEMA
+from pipeline.pubmed.schema import ERROR_SCHEMA
 from pipeline.sink import OutputTable
 from pipeline.tasks.rows import ENTITY_SCHEMA, RELATION_SCHEMA
 

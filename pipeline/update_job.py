@@ -75,7 +75,7 @@ def _cleanup(fs: pafs.FileSystem, base: str, generation: int) -> None:
 
 def file_deletions(path: str) -> pa.Table:
     """The DeleteCitation entries of one update file."""
-    from pipeline.pubmed_xml import iter_index
+    from pipeline.pubmed.xml import iter_index
 
     rows = [r for r in iter_index(path) if r["record_type"] == "deletion"]
     return pa.Table.from_pydict({"pmid": [r["pmid"] for r in rows], "version": [r["version"] for r in rows],
@@ -104,7 +104,7 @@ def merge(current: pa.Table | None, new: pa.Table | None, deletions: pa.Table,
 def update(config: RunConfig, state_dir: str) -> dict[str, Any]:
     """Process every input file not yet in the state, in NLM order; returns a summary."""
     from pipeline.build import run
-    from pipeline.read import expand_inputs
+    from pipeline.pubmed.read import expand_inputs
 
     files = expand_inputs(config.inputs)
     fs, base = open_output(state_dir)

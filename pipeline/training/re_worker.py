@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.training.re_data import IGNORE, RECIPES
-from pipeline.training.re_train import LOG_FILE, ReTrainConfig, grow_embeddings, prompt_tokenizer
+from pipeline.training.re_config import LOG_FILE, ReTrainConfig, grow_embeddings, prompt_tokenizer
 from pipeline.training.trainer import (OptimConfig, Stepper, build_optimizer, pad_batch, plan_epoch,
                                        token_loss_module)
 

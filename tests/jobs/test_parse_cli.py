@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from jobs.cli import main
-from pipeline.schema import ARTICLE_SCHEMA, DELETION_SCHEMA, ERROR_SCHEMA
+from pipeline.pubmed.schema import ARTICLE_SCHEMA, DELETION_SCHEMA, ERROR_SCHEMA
 
 SAMPLES = {"pubmed26n1334.xml.gz": "pmparser_sample_pubmed26n1334.xml.gz",
            "pubmed26n1335.xml.gz": "pmparser_sample_pubmed26n1335_update.xml.gz"}

@@ -16,8 +16,8 @@ import pytest
 from jobs.run import sample_inputs
 from pipeline.config import RunConfig
 from pipeline.outputs import OUT_ARTICLE_SCHEMA
-from pipeline.pubmed_xml import iter_records
-from pipeline.schema import ERROR_SCHEMA
+from pipeline.pubmed.xml import iter_records
+from pipeline.pubmed.schema import ERROR_SCHEMA
 from pipeline.sink import FAULT_ENV
 from pipeline.tasks.rows import ENTITY_SCHEMA, RELATION_SCHEMA
 
@@ -100,7 +100,7 @@ def test_sample_end_to_end(ray_cluster, tmp_path):
 
 
 def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path):
-    from jobs.bench_pipeline import make_inputs
+    from benchmarks.pipeline import make_inputs
 
     (tmp_path / "in").mkdir()
     inputs = make_inputs(tmp_path / "in", records=60, per_file=10)  # 6 files -> 6 blocks

@@ -6,17 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs.bench_parse import build_file
+from benchmarks.parse import build_file
 
 PROBE = ("import resource, sys\n"
-         "from pipeline.pubmed_xml import iter_records\n"
+         "from pipeline.pubmed.xml import iter_records\n"
          "n = sum(1 for r in iter_records(sys.argv[1]) if r['record_type'] == 'article')\n"
          "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
 
 
 def peak_rss_kib(path: Path) -> tuple[int, int]:
     out = subprocess.run([sys.executable, "-c", PROBE, str(path)], check=True, capture_output=True,
-                         text=True, cwd=Path(__file__).parents[2]).stdout.split()
+                         text=True, cwd=Path(__file__).parents[3]).stdout.split()
     return int(out[0]), int(out[1])
 
 

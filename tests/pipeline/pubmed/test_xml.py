@@ -8,8 +8,8 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from pipeline.pubmed_xml import PubmedParseError, iter_records, iter_tables, scan_records
-from pipeline.schema import ARTICLE_SCHEMA, DELETION_SCHEMA, ERROR_SCHEMA
+from pipeline.pubmed.xml import PubmedParseError, iter_records, iter_tables, scan_records
+from pipeline.pubmed.schema import ARTICLE_SCHEMA, DELETION_SCHEMA, ERROR_SCHEMA
 
 BASE = "pmparser_sample_pubmed26n1334.xml.gz"
 UPDATE = "pmparser_sample_pubmed26n1335_update.xml.gz"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipeline.pubmed_fields import Element, flat_text, leaf_text
+from pipeline.pubmed.fields import Element, flat_text, leaf_text
 
 _ORCID = re.compile(r"(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dXx])\s*$")
 

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipeline.read import expand_inputs, nlm_order_key
-from pipeline.schema import RECORD_SCHEMA
+from pipeline.pubmed.read import expand_inputs, nlm_order_key
+from pipeline.pubmed.schema import RECORD_SCHEMA
 
 SAMPLES = {"pubmed26n1334.xml.gz": "pmparser_sample_pubmed26n1334.xml.gz",
            "pubmed26n1335.xml.gz": "pmparser_sample_pubmed26n1335_update.xml.gz"}
@@ -49,7 +49,7 @@ def to_table(ray, ds):
 
 @pytest.mark.ray
 def test_read_pubmed_on_ray(ray_cluster, sample_dir):
-    from pipeline.read import read_pubmed
+    from pipeline.pubmed.read import read_pubmed
 
     raw = (sample_dir / "pubmed26n1334.xml.gz").read_bytes()
     (sample_dir / "pubmed26n0001.xml.gz").write_bytes(raw[: len(raw) // 2])  # truncated

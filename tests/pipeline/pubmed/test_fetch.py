@@ -13,10 +13,10 @@ import pytest
 from lxml import etree
 
 from jobs.cli import main
-from pipeline.entrez import EntrezClient, EntrezConfig, EntrezError, RateLimiter, retry_after_s
-from pipeline.fetch import FetchSpec, batch_name, fetch, read_pmids
-from pipeline.pubmed_xml import iter_records
-from pipeline.read import expand_inputs
+from pipeline.pubmed.entrez import EntrezClient, EntrezConfig, EntrezError, RateLimiter, retry_after_s
+from pipeline.pubmed.fetch import FetchSpec, batch_name, fetch, read_pmids
+from pipeline.pubmed.xml import iter_records
+from pipeline.pubmed.read import expand_inputs
 
 ESEARCH = ('<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD '
            'esearch 20060628//EN" "https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20060628/esearch.dtd">'

@@ -2,10 +2,10 @@
 
 Each function takes the element of its field (e.g. `parse_title(ArticleTitle)`,
 `parse_authors(AuthorList)`), or None when the record lacks it; fields that repeat as siblings
-take their parent (`parse_languages(Article)`). The caller (`pubmed_xml.parse_article`) finds
+take their parent (`parse_languages(Article)`). The caller (`pubmed.xml.parse_article`) finds
 those elements with one pass over each parent's direct children, which is much cheaper than
 `find()`, and never looks below MedlineCitation's own children for the PMID (so PMIDs in
-CommentsCorrections/ReferenceList cannot leak in). List-valued fields: `pubmed_lists`.
+CommentsCorrections/ReferenceList cannot leak in). List-valued fields: `pubmed.lists`.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import pyarrow.fs as pafs
 import pytest
 from pyarrow._fs import _MockFileSystem
 
-from pipeline.read import _expand_uri, expand_inputs, input_filesystem, nlm_order_key, open_input
+from pipeline.pubmed.read import _expand_uri, expand_inputs, input_filesystem, nlm_order_key, open_input
 
 NAMES = ["pubmed26n1335.xml.gz", "pubmed26n0002.xml", "pubmed26n0010.xml.gz", "other.xml", "notes.txt"]
 

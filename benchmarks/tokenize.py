@@ -1,6 +1,6 @@
 """Benchmark: BioGPT tokenization texts/s and tokens/s, biomine vs transformers (JSON on stdout).
 
-Run: `taskset -c 1 python -m jobs.bench_tokenize [--gold tests/data/gold] [--min-texts 2000]`.
+Run: `taskset -c 1 python -m benchmarks.tokenize [--gold tests/data/gold] [--min-texts 2000]`.
 Texts are every distinct title and abstract of the BC5CDR PubTator files and BioGPT's
 preprocessed json files. Each tokenizer starts fresh ("cold": its caches fill during the pass)
 and then runs a second pass ("warm"). The ids of every text are compared in the same run.

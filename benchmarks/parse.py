@@ -1,6 +1,6 @@
 """Benchmark: PubMed XML records/s on one core for biomine, pubmed_parser and bare lxml iterparse.
 
-Run: `python -m jobs.bench_parse [--records N] [--repeats R]` (pin with `taskset -c 1`);
+Run: `python -m benchmarks.parse [--records N] [--repeats R]` (pin with `taskset -c 1`);
 prints one JSON object to stdout. The input is made by replicating the records of the bundled
 baseline + update samples into one .xml.gz file (pubmed_parser 0.5 reads only gzip) of >= N records in a temp dir.
 """
@@ -50,14 +50,14 @@ def build_file(out: Path, min_records: int) -> int:
 
 def run_biomine(path: str) -> int:
     """biomine: every field of every record, as dicts."""
-    from pipeline.pubmed_xml import iter_records
+    from pipeline.pubmed.xml import iter_records
 
     return sum(1 for r in iter_records(path) if r["record_type"] == "article")
 
 
 def run_biomine_tables(path: str) -> int:
     """biomine: every field, converted to Arrow tables (what `biomine parse` writes)."""
-    from pipeline.pubmed_xml import iter_tables
+    from pipeline.pubmed.xml import iter_tables
 
     return sum(t.num_rows for kind, t in iter_tables(path) if kind == "articles")
 

@@ -4,7 +4,7 @@ Random weights, fixed prompt length, new tokens forced (ignore eos). For each ba
 engine gets exactly that many prompts at once ("all" = every prompt through continuous
 batching); peers (HF dynamic cache, static cache, static + torch.compile) run in the same
 process on the same device, each guarded so a failure is recorded, not fatal.
-Usage: python -m jobs.bench_engine --preset base --dtype float16 > result.json
+Usage: python -m benchmarks.engine --preset base --dtype float16 > result.json
 """
 from __future__ import annotations
 

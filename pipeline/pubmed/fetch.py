@@ -23,8 +23,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from pipeline.entrez import MAX_BATCH, EntrezClient, EntrezError, SearchResult
-from pipeline.pubmed_xml import PubmedParseError, scan_records
+from pipeline.pubmed.entrez import MAX_BATCH, EntrezClient, EntrezError, SearchResult
+from pipeline.pubmed.xml import PubmedParseError, scan_records
 
 log = logging.getLogger(__name__)
 

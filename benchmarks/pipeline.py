@@ -1,7 +1,7 @@
 """Benchmark the whole job: articles/s end to end and the fraction of wall time the GPU stage is busy.
 
-    python -m jobs.bench_pipeline --records 2000                  # tiny demo model, local Ray
-    python -m jobs.bench_pipeline --records 20000 --preset base   # base config, random weights (GPU)
+    python -m benchmarks.pipeline --records 2000                  # tiny demo model, local Ray
+    python -m benchmarks.pipeline --records 20000 --preset base   # base config, random weights (GPU)
 
 Input: the bundled sample's records replicated (new PMIDs) into NLM-named files. Prints JSON.
 """

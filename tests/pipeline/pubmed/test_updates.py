@@ -6,9 +6,9 @@ import random
 import pyarrow as pa
 import pytest
 
-from pipeline.pubmed_xml import iter_records
-from pipeline.schema import INDEX_SCHEMA
-from pipeline.updates import latest_records, resolve_updates, scan_index
+from pipeline.pubmed.xml import iter_records
+from pipeline.pubmed.schema import INDEX_SCHEMA
+from pipeline.pubmed.updates import latest_records, resolve_updates, scan_index
 
 DELETED = {41456105, 41557076, 41616784, 41618748, 41618749, 41618779}
 

@@ -1,6 +1,6 @@
 """Streaming PubMed/MEDLINE XML reader (.xml, .xml.gz): records as dicts, or Arrow tables.
 
-Records are plain dicts keyed by the column names of `pipeline.schema` plus "record_type"
+Records are plain dicts keyed by the column names of `pipeline.pubmed.schema` plus "record_type"
 ("article" | "deletion" | "error"). Memory stays flat: every record element is cleared after
 use and the already-read siblings before it are deleted. No DTD is loaded, nothing is fetched.
 """
@@ -15,9 +15,9 @@ from typing import IO, Any
 import pyarrow as pa
 from lxml import etree
 
-from pipeline import pubmed_fields as F
-from pipeline import pubmed_lists as L
-from pipeline.schema import file_seq_of, to_table
+from pipeline.pubmed import fields as F
+from pipeline.pubmed import lists as L
+from pipeline.pubmed.schema import file_seq_of, to_table
 
 Record = dict[str, Any]
 RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation", "MedlineCitation")

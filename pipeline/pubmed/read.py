@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from pipeline.schema import RECORD_SCHEMA, file_seq_of
+from pipeline.pubmed.schema import RECORD_SCHEMA, file_seq_of
 
 if TYPE_CHECKING:
     import pyarrow
@@ -78,7 +78,7 @@ def _expand_uri(item: str, resolve: Callable[[str], tuple[Any, str]] | None = No
 
 def open_input(path: str) -> IO[bytes]:
     """A local path or URI opened as a binary stream, gunzipped when it starts with gzip magic."""
-    from pipeline.pubmed_xml import open_xml
+    from pipeline.pubmed.xml import open_xml
 
     return open_xml(path)
 
@@ -135,8 +135,8 @@ def _datasource_class() -> type:
     import pyarrow
     from ray.data.datasource import FileBasedDatasource
 
-    from pipeline.pubmed_xml import scan_records
-    from pipeline.schema import records_to_table
+    from pipeline.pubmed.xml import scan_records
+    from pipeline.pubmed.schema import records_to_table
 
     class PubmedXmlDatasource(FileBasedDatasource):
         """Streams RECORD_SCHEMA blocks from PubMed XML files.

@@ -6,8 +6,8 @@ import gzip
 import pytest
 from lxml import etree
 
-from pipeline import pubmed_fields as F
-from pipeline import pubmed_lists as L
+from pipeline.pubmed import fields as F
+from pipeline.pubmed import lists as L
 
 
 @pytest.fixture(scope="module")

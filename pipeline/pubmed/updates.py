@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.schema import INDEX_SCHEMA
+from pipeline.pubmed.schema import INDEX_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def scan_index(path: str) -> pa.Table:
     field extraction and no Arrow conversion of text, so about the iterparse floor; tiny
     output (~21 bytes/row). Error rows are logged as warnings, not returned.
     """
-    from pipeline.pubmed_xml import iter_index
+    from pipeline.pubmed.xml import iter_index
 
     rows = []
     for r in iter_index(path):
