@@ -2,9 +2,9 @@
 
 Input (microsoft/BioGPT `rebuild_data.py` + `language_model_prompt_dataset.py`):
 `[</s>] + source[:640] + learned1..learned9`, the source lowercased; a cut source ends in "...".
-Output (`postprocess.py`): the text after the last `learnedN` token and the last
-"in conclusion ," / "we can conclude that" / "we have that", final "." stripped, clauses split
-on ";" and matched against the recipe's template, duplicates dropped.
+Output (`postprocess.py`): parsed by `pipeline.tasks.re_parse` (the answer after the echoed
+prompt and a conclusion phrase, clauses split on ";" and matched against the recipe's whole
+template, a cut-off last clause dropped and counted, duplicates dropped).
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline.tasks.linking import EntityDictionary, find_spans
+from pipeline.tasks.re_parse import ParsedAnswer, answer_text, match_clause, parse_answer, split_clauses
+
+__all__ = ["answer_text", "match_clause", "split_clauses"]  # re-exported from re_parse
 
 N_LEARNED = 9
 MAX_SOURCE_TOKENS = 640
-_LEARNED = re.compile(r"learned[0-9]+")
-_PREFIXES = re.compile(r"in conclusion\s*,|we can conclude that|we have that")
 
 
 class Tokenizer(Protocol):
@@ -54,6 +55,16 @@ class TaskOutput:
     rows: list[dict[str, Any]]
     malformed: int = 0
     clauses: int = 0
+    dropped: tuple[str, ...] = ()  # text of each malformed clause (len == malformed for RE)
+    finish_reason: str | None = None  # the engine's "eos" | "length", when known
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A decoded generation and why it stopped (what `RelationTask.parse_outputs` accepts)."""
+
+    text: str
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,9 @@ class Recipe:
     name: str
     head_type: str
     tail_type: str
-    template: re.Pattern[str]  # groups: head, tail[, relation]
-    render: str  # format string with {head}, {tail}, {relation}
-    clause_sep: str  # BC5CDR splits on ";", DDI/KD-DTI on "; "
+    template: re.Pattern[str]  # BioGPT's regex (groups: head, tail[, relation]); informative
+    render: str  # format string with {head}, {tail}, {relation}; parsing matches it whole
+    clause_sep: str  # regex between clauses
     title_in_source: bool = True
     fixed_relation: str | None = None  # "CID" for BC5CDR (no relation group)
     label_set: frozenset[str] = field(default_factory=frozenset)  # known labels (informative)
@@ -106,50 +117,6 @@ def build_prompt(source: str, tokenizer: Tokenizer, prompt_ids: list[int],
     return TaskInput([[2, *ids, *prompt_ids]], n_cut, source)
 
 
-def answer_text(text: str) -> str:
-    """Drop the echoed prompt (up to the last learnedN) and a leading conclusion phrase."""
-    text = text.strip()
-    last = None
-    for last in _LEARNED.finditer(text):
-        pass
-    if last is not None:
-        text = text[last.end():]
-    last = None
-    for last in _PREFIXES.finditer(text):
-        pass
-    if last is not None:
-        text = text[last.end():]
-    return text.strip()
-
-
-def split_clauses(text: str, sep: str) -> tuple[list[str], bool]:
-    """Clauses of an answer and whether the answer was complete (ended in ".")."""
-    complete = text.endswith(".")
-    if complete:
-        text = text[:-1]
-    clauses = [c for c in text.split(sep)] if text.strip() else []
-    return clauses, complete
-
-
-def match_clause(recipe: Recipe, clause: str) -> list[tuple[str, str, str]]:
-    """Candidate (head, tail, relation) readings of a clause; [] when it misses the template.
-
-    The template's greedy regex (BioGPT's) gives the last reading; when the names themselves
-    contain " and ", every split of "{head} and {tail}" at an " and " is a candidate.
-    """
-    m = recipe.template.match(clause.strip())
-    if m is None:
-        return []
-    relation = recipe.fixed_relation if recipe.fixed_relation else m.group(3).strip()
-    pair = m.string[m.start(1): m.end(2)]
-    out = []
-    for sep in re.finditer(" and ", pair):
-        head, tail = pair[: sep.start()].strip(), pair[sep.end():].strip()
-        if head and tail and relation:
-            out.append((head, tail, relation))
-    return out
-
-
 def _choose(candidates: list[tuple[str, str, str]], known: set[str], context: str,
             ) -> tuple[str, str, str]:
     """The reading whose names recur in other clauses / occur in the text; ties -> greedy (last)."""
@@ -160,34 +127,20 @@ def _choose(candidates: list[tuple[str, str, str]], known: set[str], context: st
     return candidates[best]
 
 
-def parse_generation(recipe: Recipe, text: str, context: str = "",
+def parse_generation(recipe: Recipe, text: str, context: str = "", finish_reason: str | None = None,
                      ) -> tuple[list[tuple[int, str, str, str]], int, int]:
     """Unique (clause_index, head, tail, relation), malformed count, clause count.
 
-    A clause that misses the template is malformed; so is the last clause of an answer cut off
-    before its final "." (it is dropped, since its last name may be truncated); an empty answer
-    counts as one malformed clause. `context` (the article text) helps pick among readings of a
-    clause whose names contain " and ".
+    See `pipeline.tasks.re_parse.parse_answer`; an empty answer counts as one malformed
+    clause. `context` (the article text) helps pick among readings of a clause whose names
+    contain " and ".
     """
-    clauses, complete = split_clauses(answer_text(text), recipe.clause_sep)
-    if not clauses:
-        return [], 1, 0
-    if not complete:
-        clauses = clauses[:-1]
-    readings = [match_clause(recipe, c) for c in clauses]
-    known = {name for r in readings if len(r) == 1 for name in r[0][:2]}
-    found: list[tuple[int, str, str, str]] = []
-    seen: set[tuple[str, str, str]] = set()
-    malformed = int(not complete)
-    for i, candidates in enumerate(readings):
-        if not candidates:
-            malformed += 1
-            continue
-        triple = candidates[0] if len(candidates) == 1 else _choose(candidates, known, context)
-        if triple not in seen:
-            seen.add(triple)
-            found.append((i, *triple))
-    return found, malformed, len(clauses) + int(not complete)
+    parsed = _parse(recipe, text, context, finish_reason)
+    return parsed.found, len(parsed.dropped), parsed.n_clauses
+
+
+def _parse(recipe: Recipe, text: str, context: str, finish_reason: str | None) -> ParsedAnswer:
+    return parse_answer(recipe, text, lambda c, known: _choose(c, set(known), context), finish_reason)
 
 
 def render_answer(recipe: Recipe, triples: list[tuple[str, str, str]]) -> str:
@@ -196,12 +149,13 @@ def render_answer(recipe: Recipe, triples: list[tuple[str, str, str]]) -> str:
 
 
 def relation_rows(recipe: Recipe, article: Mapping[str, Any], text: str, *, model_id: str,
-                  run_id: str, dictionary: EntityDictionary | None = None) -> TaskOutput:
+                  run_id: str, dictionary: EntityDictionary | None = None,
+                  finish_reason: str | None = None) -> TaskOutput:
     """Parse one generation into relation rows (see `pipeline.tasks.rows.RELATION_SCHEMA`)."""
     title, abstract = article.get("title") or "", article.get("abstract") or ""
-    found, malformed, n_clauses = parse_generation(recipe, text, f"{title}\n{abstract}")
+    parsed = _parse(recipe, text, f"{title}\n{abstract}", finish_reason)
     rows = []
-    for clause_index, head, tail, relation in found:
+    for clause_index, head, tail, relation in parsed.found:
         rows.append({
             "pmid": article["pmid"], "version": article.get("version"), "task": recipe.name,
             "head_text": head, "tail_text": tail, "relation": relation,
@@ -212,7 +166,8 @@ def relation_rows(recipe: Recipe, article: Mapping[str, Any], text: str, *, mode
             "tail_spans": find_spans(tail, title, abstract),
             "clause_index": clause_index, "model_id": model_id, "run_id": run_id,
         })
-    return TaskOutput(rows, malformed, n_clauses)
+    return TaskOutput(rows, len(parsed.dropped), parsed.n_clauses, tuple(parsed.dropped),
+                      finish_reason)
 
 
 class RelationTask:
@@ -237,9 +192,10 @@ class RelationTask:
 
     def parse_outputs(self, article: Mapping[str, Any], output: Any, *, model_id: str,
                       run_id: str) -> TaskOutput:
-        """Rows from a `Generation` (or its text)."""
+        """Rows from a `Generation` or `Answer` (text and finish_reason), or a plain text."""
         text = output if isinstance(output, str) else getattr(output, "text", None)
         if text is None:
             raise ValueError(f"{self.name}: output for PMID {article.get('pmid')} has no text")
         return relation_rows(self.recipe, article, text, model_id=model_id, run_id=run_id,
-                             dictionary=self.dictionary)
+                             dictionary=self.dictionary,
+                             finish_reason=getattr(output, "finish_reason", None))
