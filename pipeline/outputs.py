@@ -21,6 +21,9 @@ OUT_ARTICLE_SCHEMA = pa.schema([
     ("n_relations", pa.int64()),
     ("n_entities", pa.int64()),
     ("n_errors", pa.int64()),
+    ("n_malformed", pa.int64()),       # RE answer clauses that missed the template (dropped)
+    ("malformed", pa.list_(pa.string())),  # their text, for inspection
+    ("finish_reason", pa.string()),    # RE generation: "eos" | "length" (max_new_tokens) | null
 ])
 
 ERROR_STRUCT = pa.struct(list(ERROR_SCHEMA))

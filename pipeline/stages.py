@@ -16,6 +16,7 @@ import pyarrow as pa
 from pipeline.config import RunConfig
 from pipeline.outputs import ERROR_STRUCT, ENTITY_STRUCT, RELATION_STRUCT, error_row
 from pipeline.runtime import load_tasks
+from pipeline.tasks.relation import Answer
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ class PostprocessStage:
     """Turns generated ids and tag probabilities into relation and entity rows (CPU)."""
 
     requires = ("pmid", "version", "title", "abstract", "re_output", "ner_probs", "errors")
-    adds = ("relations", "entities", "n_relations", "n_entities", "n_malformed")
+    adds = ("relations", "entities", "n_relations", "n_entities", "n_malformed", "malformed",
+            "finish_reason")
     keep = ("pmid", "version", "title", "journal_title", "pub_year", "has_abstract",
             "source_file", "file_seq", "position", "n_generated", "n_prompt_tokens", "n_gpu_busy_us")
 
@@ -113,20 +115,23 @@ class PostprocessStage:
         articles = table.select(["pmid", "version", "title", "abstract"]).to_pylist()
         outputs = table.column("re_output").to_pylist()
         probs = table.column("ner_probs").to_pylist()
+        finish = (table.column("re_finish").to_pylist() if "re_finish" in table.column_names
+                  else [None] * table.num_rows)  # "eos" | "length" from the GPU stage
         errors = _errors(table)
         relations: list[list[dict]] = []
         entities: list[list[dict]] = []
         malformed: list[int] = []
+        dropped: list[list[str]] = []
         for i, article in enumerate(articles):
             rels: list[dict] = []
             ents: list[dict] = []
-            bad = 0
+            bad, texts = 0, []
             try:
                 if self.re_task is not None and outputs[i] is not None:
-                    text = self.re_task.decode(outputs[i])
+                    text = Answer(self.re_task.decode(outputs[i]), finish[i])
                     parsed = self.re_task.parse_outputs(article, text, model_id=self.config.re_model_id,
                                                         run_id=self.run_id)
-                    rels, bad = parsed.rows, parsed.malformed
+                    rels, bad, texts = parsed.rows, parsed.malformed, list(parsed.dropped)
                 if self.ner_task is not None and probs[i] is not None:
                     windows = [np.asarray(p, dtype=np.float32) for p in probs[i]]
                     ents = self.ner_task.parse_outputs(article, windows, model_id=self.config.ner_model_id,
@@ -137,6 +142,7 @@ class PostprocessStage:
             relations.append(rels)
             entities.append(ents)
             malformed.append(bad)
+            dropped.append(texts)
         out = table.select([c for c in self.keep if c in table.column_names])
         out = out.rename_columns([RENAMES.get(c, c) for c in out.column_names])
         out = _set(out, "relations", relations, pa.list_(RELATION_STRUCT))
@@ -145,6 +151,8 @@ class PostprocessStage:
         out = _set(out, "n_relations", [len(r) for r in relations], pa.int64())
         out = _set(out, "n_entities", [len(e) for e in entities], pa.int64())
         out = _set(out, "n_errors", [len(e) for e in errors], pa.int64())
+        out = _set(out, "malformed", dropped, pa.list_(pa.string()))  # text of each dropped clause
+        out = _set(out, "finish_reason", finish, pa.string())
         return _set(out, "n_malformed", malformed, pa.int64())
 
 
