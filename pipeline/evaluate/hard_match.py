@@ -4,21 +4,26 @@ Triples (drug, target, interaction) are lowercased with spaces removed, then nor
 once with a trailing bracketed abbreviation removed ("aaa (bb)" -> "aaa") and once keeping only
 the abbreviation ("bb"); each normalisation turns a trailing digit 1-9 into a Roman numeral,
 drops "-type" and every non-alphanumeric. Precision and recall are each the better of the two.
-Sample level: mean per-document P, R and F1. Corpus level ("Ontology" in BioGPT): one set of
-unique triples over all documents, as BioGPT does. Documents scored: the gold documents with at
-least one triple (BioGPT's test lists leave the others out); a missing prediction is empty.
+Sample level: mean per-document P, R and F1, and BioGPT's drug / target / interaction
+accuracies (|pred & gold| / |pred | gold| of each element's set, the better normalisation).
+Corpus level ("Ontology" in BioGPT): one set of unique triples over all documents, and one set
+each of drugs, targets and interactions (`drug_f1`, `target_f1`, `interaction_f1`).
+`per_label` (ours, not BioGPT's): corpus-level scores of the triples of each interaction label.
+Documents scored: by default the gold documents with at least one triple (BioGPT's test lists
+leave the others out), a missing prediction counting as empty. With `doc_ids` (BioGPT's
+position-aligned files, `biomine evaluate --align-by-position`): exactly those documents that
+gold holds, empty gold included, and nothing else, as `hard_match_evaluation.py` does when its
+prediction file is shorter than its PMID list.
 """
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pipeline.evaluate import Score, score_sets
-from pipeline.jsonfile import read_json
+from pipeline.evaluate.triple_files import load_gold, load_pred  # noqa: F401  (re-exported)
 
 Triple = tuple[str, str, str]
 _NUM2ROMAN = {"0": "0", "1": "I", "2": "II", "3": "III", "4": "IV", "5": "V", "6": "VI",
@@ -99,83 +104,101 @@ def hard_match(pred: set[Triple], gold: set[Triple]) -> HardMatch:
     return HardMatch(p, r, _f1(p, r), s_abbr if s_abbr.f1 > s_rm.f1 else s_rm)
 
 
+def _element_variants(names: set[str]) -> tuple[set[str], set[str]]:
+    return {abbreviation(n) for n in names}, {without_abbreviation(n) for n in names}
+
+
+def _accuracy(pred: set, gold: set) -> float:
+    if not gold:
+        return float(pred == gold)
+    return len(pred & gold) / len(pred | gold)
+
+
+def element_score(pred: set[str], gold: set[str], metric: Callable[[set, set], float]) -> float:
+    """BioGPT's normed_eval on a set of names: the better of the two normalisations."""
+    abbr_p, rm_p = _element_variants(pred)
+    abbr_g, rm_g = _element_variants(gold)
+    return max(metric(abbr_p, abbr_g), metric(rm_p, rm_g))
+
+
+def _element_f1(pred: set[str], gold: set[str]) -> float:
+    return _f1(element_score(pred, gold, _precision), element_score(pred, gold, _recall))
+
+
+def _per_label(pred: set[Triple], gold: set[Triple]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for label in sorted({t[2] for t in gold} | {t[2] for t in pred}):
+        m = hard_match({t for t in pred if t[2] == label}, {t for t in gold if t[2] == label})
+        out[label] = {"precision": m.precision, "recall": m.recall, "f1": m.f1,
+                      "n_pred": sum(t[2] == label for t in pred),
+                      "n_gold": sum(t[2] == label for t in gold)}
+    return out
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
 def evaluate(pred: Mapping[str, Iterable[Triple]], gold: Mapping[str, Iterable[Triple]],
-             ) -> dict[str, Any]:
+             doc_ids: Sequence[str] | None = None) -> dict[str, Any]:
     """Sample- and corpus-level scores; keys tp, fp, fn, precision, recall, f1 are corpus level."""
+    if doc_ids is None:
+        scored = [d for d, triples in gold.items() if list(triples)]
+    else:
+        scored = [d for d in doc_ids if d in gold]
     samples: list[dict[str, Any]] = []
+    acc: dict[str, list[float]] = {"drug": [], "target": [], "interaction": []}
     all_pred: set[Triple] = set()
     all_gold: set[Triple] = set()
-    for doc_id, gold_triples in gold.items():
-        gold_set = {prepare(*t) for t in gold_triples}
-        if not gold_set:
-            continue
+    for doc_id in scored:
+        gold_set = {prepare(*t) for t in gold[doc_id]}
         pred_set = {prepare(*t) for t in pred.get(doc_id, ())}
         m = hard_match(pred_set, gold_set)
         samples.append({"id": doc_id, "precision": m.precision, "recall": m.recall, "f1": m.f1,
                         "n_pred": len(pred_set), "n_gold": len(gold_set)})
+        for i, element in enumerate(acc):
+            acc[element].append(element_score({t[i] for t in pred_set}, {t[i] for t in gold_set},
+                                               _accuracy))
         all_pred |= pred_set
         all_gold |= gold_set
     corpus = hard_match(all_pred, all_gold)
-    n = len(samples)
-    mean = (lambda key: sum(s[key] for s in samples) / n) if n else (lambda key: 0.0)
-    sample_p, sample_r = mean("precision"), mean("recall")
+    sample_p, sample_r = _mean([s["precision"] for s in samples]), _mean([s["recall"] for s in samples])
+    kept = set(scored)
     return {
         "tp": corpus.score.tp, "fp": corpus.score.fp, "fn": corpus.score.fn,
         "precision": corpus.precision, "recall": corpus.recall, "f1": corpus.f1,
-        "sample_precision": sample_p, "sample_recall": sample_r, "sample_f1": mean("f1"),
-        "sample_macro_f1": _f1(sample_p, sample_r), "n_samples": n,
+        "sample_precision": sample_p, "sample_recall": sample_r,
+        "sample_f1": _mean([s["f1"] for s in samples]),
+        "sample_macro_f1": _f1(sample_p, sample_r), "n_samples": len(samples),
+        **{f"sample_{k}_acc": _mean(v) for k, v in acc.items()},
+        **{f"{k}_f1": _element_f1({t[i] for t in all_pred}, {t[i] for t in all_gold})
+           for i, k in enumerate(acc)},
+        "per_label": _per_label(all_pred, all_gold),
         "n_pred_without_gold": sum(1 for k in pred if k not in gold),
+        "n_pred_not_scored": sum(1 for k in pred if k in gold and k not in kept),
         "samples": samples,
     }
 
 
-def _triples_of(doc: Any, where: str) -> list[Triple]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("triples", []), list):
-        raise ValueError(f"{where}: expected an object with a 'triples' list")
-    out = []
-    for t in doc.get("triples") or []:
-        try:
-            out.append((str(t["drug"]), str(t["target"]), str(t["interaction"])))
-        except (KeyError, TypeError):
-            raise ValueError(f"{where}: a triple needs drug, target, interaction; got {t!r}") from None
-    return out
+def errors(pred: Mapping[str, Iterable[Triple]], gold: Mapping[str, Iterable[Triple]],
+           n: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, str, Triple]]:
+    """The first n false positives then false negatives as (FP|FN, doc id, triple).
 
-
-def load_gold(path: str | Path) -> dict[str, list[Triple]]:
-    """BioGPT's gold JSON: `{id: {"triples": [{drug, target, interaction}, ...], ...}}`."""
-    path = Path(path)
-    raw = read_json(path, "gold file")
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object keyed by document id")
-    return {str(k): _triples_of(v, f"{path}: document {k}") for k, v in raw.items()}
-
-
-def load_pred(path: str | Path) -> dict[str, list[Triple]]:
-    """Predictions: our relation rows (.parquet, or .jsonl with pmid/head_text/tail_text/relation)
-    or a JSON object in the gold layout; documents keyed by str(pmid)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prediction file not found: {path}")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path, columns=["pmid", "head_text", "tail_text", "relation"]).to_pylist()
-    else:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            return load_gold(path)
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{i}: not a JSON row ({exc})") from None
-    out: dict[str, list[Triple]] = {}
-    for i, row in enumerate(rows, 1):
-        try:
-            triple = (str(row["head_text"]), str(row["tail_text"]), str(row["relation"]))
-            out.setdefault(str(row["pmid"]), []).append(triple)
-        except (KeyError, TypeError):
-            raise ValueError(f"{path}: row {i} needs pmid, head_text, tail_text, relation") from None
-    return out
+    A triple is an error when neither normalisation of it is in the document's other side.
+    """
+    scored = ([d for d, t in gold.items() if list(t)] if doc_ids is None
+              else [d for d in doc_ids if d in gold])
+    fps: list[tuple[str, str, Triple]] = []
+    fns: list[tuple[str, str, Triple]] = []
+    for doc_id in scored:
+        p = {prepare(*t): t for t in pred.get(doc_id, ())}
+        g = {prepare(*t): t for t in gold[doc_id]}
+        abbr_g, rm_g = _variants(set(g))
+        abbr_p, rm_p = _variants(set(p))
+        for key, raw in p.items():
+            if not (_variants({key})[0] & abbr_g or _variants({key})[1] & rm_g):
+                fps.append(("FP", doc_id, raw))
+        for key, raw in g.items():
+            if not (_variants({key})[0] & abbr_p or _variants({key})[1] & rm_p):
+                fns.append(("FN", doc_id, raw))
+    return (fps + fns)[:n]
