@@ -56,3 +56,55 @@ def test_bad_input_is_one_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "evaluate", "bc5cdr-id", "--gold", str(tmp_path / "nope"),
                         "--pred", str(bad))
     assert code == 2 and "not found" in err
+
+
+def test_show_errors_lists_kit_items_with_text(capsys, data_dir):
+    gold = str(data_dir / "gold" / "evalkit_CDR_sample.gold.PubTator")
+    dner = str(data_dir / "gold" / "evalkit_CDR_sample.test.DNER.PubTator")
+    code, out, _ = _run(capsys, "evaluate", "bc5cdr-mention", "--gold", gold, "--pred", dner,
+                        "--show-errors", "3")
+    info = [line.split("\t") for line in out.splitlines() if line.startswith("INFO")]
+    assert code == 0 and len(info) == 3 and "TP: 303" in out
+    # the kit's INFO layout (kind, evaluation, pmid, start, end, type) and the mention's text
+    assert all(row[1] == "FP" and row[2] == "mention" and row[6] == "Disease" for row in info)
+    assert info[0][3:] == ["354896", "265", "275", "Disease", "conditions"]
+    code, out, _ = _run(capsys, "evaluate", "bc5cdr-id", "--gold", gold, "--pred", dner,
+                        "--show-errors", "500", "--json")
+    result = json.loads(out)
+    kinds = [e["kind"] for e in result["errors"]]
+    assert kinds.count("FP") == result["fp"] == 57 and kinds.count("FN") == result["fn"] == 65
+    assert result["errors"][-1]["key"][0] == "Disease" and result["errors"][-1]["key"][1].startswith("MESH:")
+
+
+def test_bioc_files_score_like_pubtator(capsys, data_dir):
+    kit = data_dir / "bc5cdr_eval"
+    code, out, _ = _run(capsys, "evaluate", "bc5cdr-relation", "--gold", str(kit / "CDR_sample.gold.BioC.xml"),
+                        "--pred", str(kit / "CDR_sample.test.CID.BioC.xml"), "--json")
+    assert code == 0 and (json.loads(out)["tp"], json.loads(out)["fp"]) == (90, 533)
+
+
+def test_align_by_position_reads_biogpt_lines_and_leaves_out_the_rest(capsys, data_dir, tmp_path):
+    gold_path = data_dir / "gold" / "biogpt_DDI_valid.json"
+    gold = json.loads(gold_path.read_text())
+    ids = [k for k, doc in gold.items() if doc["triples"]]
+    first, second = gold[ids[0]]["triples"][0], gold[ids[1]]["triples"][0]
+    lines = [f"the interaction between {first['drug']} and {first['target']} is {first['interaction']}",
+             json.dumps({"triple_list_pred": [{"subject": "failed", "relation": "failed", "object": "failed"}]}),
+             json.dumps({"triple_list_pred": [{"subject": second["drug"], "relation": second["interaction"],
+                                               "object": second["target"]}]})]
+    pred = tmp_path / "generate.detok.txt"
+    pred.write_text("\n".join(lines) + "\n")
+    pmids = tmp_path / "test.pmid"
+    pmids.write_text("\n".join([ids[0], "not-in-gold", ids[1], *ids[2:]]) + "\n")
+    code, out, _ = _run(capsys, "evaluate", "ddi", "--gold", str(gold_path), "--pred", str(pred),
+                        "--align-by-position", "--pmids", str(pmids), "--json", "--show-errors", "2")
+    r = json.loads(out)
+    # three lines: ids[0] (one gold triple found), "not-in-gold" (BioGPT's "missing"), ids[1]
+    assert code == 0 and r["n_pred_lines"] == 3 and r["n_missing"] == 1 and r["n_samples"] == 2
+    assert r["tp"] == 2 and r["fp"] == 0 and r["precision"] == 1.0
+    assert r["fn"] == len({(t["drug"].lower(), t["target"].lower(), t["interaction"])
+                           for i in ids[:2] for t in gold[i]["triples"]}) - 2
+    assert [e["kind"] for e in r["errors"]] == ["FN", "FN"] and r["errors"][0]["pmid"] == ids[0]
+    code, _, err = _run(capsys, "evaluate", "ddi", "--gold", str(gold_path), "--pred", str(pred),
+                        "--pmids", str(pmids))
+    assert code == 2 and "--align-by-position" in err

@@ -44,3 +44,35 @@ def test_scores_by_hand():
     assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(2 / 4)
     assert r["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
     assert [s["id"] for s in r["samples"]] == ["a", "b", "c"]
+
+
+def test_drug_target_interaction_accuracy_and_element_f1_by_hand():
+    gold = {"a": [("x", "y", "effect"), ("x", "z", "advise")], "b": [("p", "q", "mechanism")]}
+    pred = {"a": [("x", "y", "effect"), ("x", "w", "effect")]}  # b: nothing predicted
+    r = evaluate(pred, gold)
+    # a: drugs {x}/{x} = 1, targets {y,w}/{y,z} = 1/3, interactions {effect}/{effect,advise} = 1/2
+    # b: nothing right: 0, 0, 0
+    assert r["sample_drug_acc"] == pytest.approx(0.5)
+    assert r["sample_target_acc"] == pytest.approx(1 / 6)
+    assert r["sample_interaction_acc"] == pytest.approx(0.25)
+    # corpus sets: drugs {x} vs {x,p}; targets {y,w} vs {y,z,q}; interactions {effect} vs 3 labels
+    assert r["drug_f1"] == pytest.approx(2 / 3)
+    assert r["target_f1"] == pytest.approx(0.4)
+    assert r["interaction_f1"] == pytest.approx(0.5)
+    assert r["per_label"]["effect"]["f1"] == pytest.approx(2 / 3)
+    assert r["per_label"]["advise"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "n_pred": 0,
+                                        "n_gold": 1}
+    # an abbreviation matches its full name for an element too
+    abbr = evaluate({"1": [("d", "mao", "inhibitor")]}, {"1": [("d", "Monoamine oxidase (MAO)", "inhibitor")]})
+    assert abbr["sample_target_acc"] == 1.0 and abbr["target_f1"] == 1.0
+
+
+def test_position_aligned_scoring_leaves_out_what_a_short_file_lacks():
+    gold = {"e": [], "a": [("x", "y", "effect"), ("x", "z", "advise")], "b": [("p", "q", "mechanism")]}
+    pred = {"e": [], "a": [("x", "y", "effect"), ("x", "w", "effect")]}
+    keyed = evaluate(pred, gold)  # default: gold documents with triples; b counts as empty
+    assert [s["id"] for s in keyed["samples"]] == ["a", "b"]
+    aligned = evaluate(pred, gold, doc_ids=["e", "a"])  # BioGPT: a two-line file for e, a, b
+    assert [s["id"] for s in aligned["samples"]] == ["e", "a"]
+    assert aligned["samples"][0]["f1"] == 1.0  # empty gold, empty prediction: BioGPT scores 1
+    assert aligned["sample_precision"] == pytest.approx(0.75) and aligned["fn"] == 1
