@@ -11,7 +11,7 @@ RECIPE = Recipe(
     tail_type="Disease",
     template=re.compile(r"the relation between (.*) and (.*) exists"),
     render="the relation between {head} and {tail} exists",
-    clause_sep=";",  # as BioGPT
+    clause_sep=r";|\.\s+(?=the\s+relation\s+between\s)",  # BioGPT: ";"; also ". the relation"
     title_in_source=True,
     fixed_relation="CID",
     label_set=frozenset({"CID"}),

@@ -11,7 +11,7 @@ RECIPE = Recipe(
     tail_type="Drug",
     template=re.compile(r"the interaction between (.*) and (.*) is (.*)"),
     render="the interaction between {head} and {tail} is {relation}",
-    clause_sep=r";+(?=\s|$|the\s)",  # BioGPT splits on "; "; also ";  " and ";the"
+    clause_sep=r";+(?=\s|$|the\s)|\.\s+(?=the\s+interaction\s+between\s)",  # BioGPT: "; "
     title_in_source=False,
     label_set=frozenset({"advise", "effect", "mechanism", "int"}),
 )

@@ -11,7 +11,7 @@ RECIPE = Recipe(
     tail_type="Target",
     template=re.compile(r"the interaction between (.*) and (.*) is (.*)"),
     render="the interaction between {head} and {tail} is {relation}",
-    clause_sep=r";+(?=\s|$|the\s)",  # BioGPT splits on "; "; also ";  " and ";the"
+    clause_sep=r";+(?=\s|$|the\s)|\.\s+(?=the\s+interaction\s+between\s)",  # BioGPT: "; "
     title_in_source=True,
     # every interaction in KD-DTI's valid split (an unterminated last clause must end in one)
     label_set=frozenset({

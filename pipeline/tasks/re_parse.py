@@ -3,12 +3,14 @@
 The answer is the text after the echoed prompt (the last run of soft-prompt tokens starting at
 `learned1`, when the output repeats its prompt) and after a leading "in conclusion ," / "we can
 conclude that" / "we have that"; it stops at `</s>` or at a later `learnedN` (text the model
-adds after one is dropped and counted). Final periods and extra whitespace are dropped; clauses are split on the recipe's separator and empty clauses (";;") skipped.
-A clause is kept when it matches the recipe's whole template (built from `Recipe.render`, any
-run of whitespace between words). The last clause of an answer that did not end (no final
-"." and the engine did not stop on end-of-sequence) must also end in a complete relation: for
-BC5CDR the word "exists", for DDI/KD-DTI one of the recipe's known labels, so a cut-off
-`... is a` or `... is inhib` is dropped. Every dropped clause is counted and its text kept.
+adds after one is dropped and counted). Final periods and extra whitespace are dropped; clauses
+are split on the recipe's separator (";", also ". " before the template's first words) and
+empty clauses (";;") skipped. A clause is kept when it matches the recipe's whole template
+(built from `Recipe.render`, any run of whitespace between words). The last clause of an answer
+that did not end (no final "." and the engine did not stop on end-of-sequence) must also end in
+a complete relation: for BC5CDR the word "exists", for DDI/KD-DTI one of the recipe's known
+labels, so a cut-off `... is a` or `... is inhib` is dropped. Every dropped clause is counted
+and its text kept.
 """
 from __future__ import annotations
 

@@ -60,6 +60,7 @@ PERTURB: dict[str, Callable[[str, str], str]] = {
     "eos": lambda a, _: a + "</s>",
     "double_space": lambda a, _: a.replace(";", ";  "),
     "extra_separators": lambda a, _: a.replace(";", " ;;") + " ",
+    "period_separated": lambda a, _: a.replace("; ", ". "),
     "echoed_prompt": lambda a, _: "the source text . learned1 learned2 learned3 learned9 " + a,
     "cut_last_clause": _cut_last,
 }
