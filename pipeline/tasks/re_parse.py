@@ -23,7 +23,8 @@ from typing import Protocol
 _LEARNED_RUN = re.compile(r"(?:\s*(?<![0-9A-Za-z])learned[0-9]+(?![0-9A-Za-z]))+\s*")
 _PROMPT_START = re.compile(r"\s*learned1(?![0-9])")
 _SPECIAL = re.compile(r"</s>|<s>|<pad>")
-_LEADING_SPECIALS = re.compile(r"^(?:\s*(?:</s>|<s>|<pad>|(?<![0-9A-Za-z])learned[0-9]+(?![0-9A-Za-z])))+")
+_LEADING_SPECIALS = re.compile(
+    r"^(?:\s*(?:</s>|<s>|<pad>|(?<![0-9A-Za-z])learned[0-9]+(?![0-9A-Za-z])))+")
 _PREFIXES = re.compile(r"in\s+conclusion\s*,|we\s+can\s+conclude\s+that|we\s+have\s+that")
 _TRAILING = re.compile(r"[\s.;]+$")
 _AND = re.compile(r"\s+and\s+")
@@ -128,7 +129,10 @@ def _ends_complete(recipe: ClauseRecipe, reading: Triple) -> bool:
     return bool(recipe.fixed_relation) or reading[2] in recipe.label_set
 
 
-def parse_answer(recipe: ClauseRecipe, text: str, choose: Callable[[list[Triple], Collection[str]], Triple],
+Chooser = Callable[[list[Triple], Collection[str]], Triple]
+
+
+def parse_answer(recipe: ClauseRecipe, text: str, choose: Chooser,
                  finish_reason: str | None = None) -> ParsedAnswer:
     """Parse one generation; `choose(candidates, known_names)` picks among " and " readings.
 

@@ -78,7 +78,8 @@ def test_show_errors_lists_kit_items_with_text(capsys, data_dir):
 
 def test_bioc_files_score_like_pubtator(capsys, data_dir):
     kit = data_dir / "bc5cdr_eval"
-    code, out, _ = _run(capsys, "evaluate", "bc5cdr-relation", "--gold", str(kit / "CDR_sample.gold.BioC.xml"),
+    code, out, _ = _run(capsys, "evaluate", "bc5cdr-relation",
+                        "--gold", str(kit / "CDR_sample.gold.BioC.xml"),
                         "--pred", str(kit / "CDR_sample.test.CID.BioC.xml"), "--json")
     assert code == 0 and (json.loads(out)["tp"], json.loads(out)["fp"]) == (90, 533)
 
@@ -89,7 +90,8 @@ def test_align_by_position_reads_biogpt_lines_and_leaves_out_the_rest(capsys, da
     ids = [k for k, doc in gold.items() if doc["triples"]]
     first, second = gold[ids[0]]["triples"][0], gold[ids[1]]["triples"][0]
     lines = [f"the interaction between {first['drug']} and {first['target']} is {first['interaction']}",
-             json.dumps({"triple_list_pred": [{"subject": "failed", "relation": "failed", "object": "failed"}]}),
+             json.dumps({"triple_list_pred": [{"subject": "failed", "relation": "failed",
+                                               "object": "failed"}]}),
              json.dumps({"triple_list_pred": [{"subject": second["drug"], "relation": second["interaction"],
                                                "object": second["target"]}]})]
     pred = tmp_path / "generate.detok.txt"

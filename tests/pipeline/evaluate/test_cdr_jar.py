@@ -31,11 +31,12 @@ def _every(items, k, offset=0):
 def _relation_scenarios(dev, biogpt_docs):
     """(name, gold, pred) for relation CID."""
     chems = sorted({r.id1 for d in dev for r in d.relations})
+    other = lambda d: chems[len(d.pmid) * 7 % len(chems)]  # noqa: E731
     return [
         ("identity", dev, dev),
         ("drop 20%", dev, _copy(dev, lambda d: [r for i, r in enumerate(d.relations) if i % 5 != 4])),
         ("add wrong", dev, _copy(dev, lambda d: [*d.relations,
-                                                 Relation(d.pmid, "CID", chems[len(d.pmid) * 7 % len(chems)], "D000001"),
+                                                 Relation(d.pmid, "CID", other(d), "D000001"),
                                                  Relation(d.pmid, "CID", "-1", d.relations[0].id2),
                                                  Relation(d.pmid, "CID", "", d.relations[0].id2)])),
         ("swap head/tail", dev, _copy(dev, lambda d: [Relation(r.pmid, r.type, r.id2, r.id1)
