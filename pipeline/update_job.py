@@ -24,10 +24,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from pipeline.config import RunConfig
-from pipeline.sink import open_output
 from pipeline.state.apply import apply_file
 from pipeline.state.partitions import DATA_TABLES, Layout
-from pipeline.state.store import StateStore
+from pipeline.state.store import StateStore, open_output
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import uuid
 from dataclasses import asdict
 from typing import Any
 
@@ -23,7 +24,6 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.sink import open_output, write_text_atomic
 from pipeline.state.partitions import DATA_TABLES, TOMBSTONES, Layout
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,21 @@ log = logging.getLogger(__name__)
 STATE_FILE = "_state.json"
 STAGING = "_staging"
 FORMAT = 2  # 1: one gen-<G>.parquet per table (before PMID buckets)
-FAULT_ENV = "BIOMINE_STATE_FAULT"  # test hook: "staged" or "ops:N" -> SIGKILL at that point
+FAULT_ENV = "BIOMINE_STATE_FAULT"  # test hook: "staged", "ops:N" or "applied" -> SIGKILL there
+
+
+def open_output(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and base path for a local folder or an object-store URI (as pipeline.sink,
+    without importing Ray)."""
+    return pafs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
+
+
+def write_text_atomic(fs: pafs.FileSystem, text: str, path: str) -> None:
+    """Write text under a temporary name, then rename."""
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    with fs.open_output_stream(tmp) as out:
+        out.write(text.encode())
+    fs.move(tmp, path)
 
 
 def _fault(point: str) -> None:
@@ -137,6 +151,7 @@ class StateStore:
             else:
                 raise ValueError(f"{self.uri}/{STATE_FILE}: unknown pending op {op!r}")
             _fault(f"ops:{i + 1}")
+        _fault("applied")
         state = {**state, "pending": None}
         self.write_state(state)
         self._drop_staging()
