@@ -26,10 +26,11 @@ def apply_file(store: StateStore, state: dict[str, Any], name: str, new: dict[st
         raise ValueError(f"update {name}: no rows given for table(s) {missing}")
     gen = state["generation"] + 1
     buckets, counts = merge_update(store, state, gen, new, deletions)
-    counts["compacted"] = 0
+    counts.update(compacted=0, bytes_compacted=0)
     for bucket in due(buckets, store.layout(state)):
         buckets[bucket], written = compact(store, bucket, buckets[bucket], gen)
         counts["bytes_written"] += written
+        counts["bytes_compacted"] += written
         counts["compacted"] += 1
     stem = _stem(name)
     history = []
