@@ -8,7 +8,7 @@ per article, like a mined state; no model run), then a fresh process folds one u
 of PMIDs drawn uniformly from the whole state, the worst case for locality; half the deletions
 versioned) by calling `pipeline.state.apply.apply_file` directly: the model run that mines an
 update file is a separate cost, measured by benchmarks/pipeline.py. Reported per update: wall
-time, peak RSS of that process, bytes written (deltas, tombstones, history) and bytes of the
+time (median of 3 runs of the same update, two on hard-linked copies of the state), peak RSS of that process, bytes written (deltas, tombstones, history) and bytes of the
 existing state rewritten (0 unless a bucket is due for compaction); then, in another fresh
 process, the cost of compacting one bucket (what an update pays when a bucket is due, at most
 `max_compactions` times).
@@ -139,7 +139,7 @@ def _peak_mb() -> float:
     return kb / 1024
 
 
-def measure_update(folder: str, n: int, records: int, seed: int = 1) -> dict[str, Any]:
+def measure_update(folder: str, n: int, records: int, seed: int = 1, repeats: int = 2) -> dict[str, Any]:
     """(In a fresh process) fold one synthetic update file into the state at folder."""
     from pipeline.state.apply import apply_file
 
@@ -161,10 +161,21 @@ def measure_update(folder: str, n: int, records: int, seed: int = 1) -> dict[str
                           "source_file": _const("pubmed26n1400.xml", n_del, pa.string()),
                           "position": pa.array(np.arange(n_del, dtype=np.int64))})
     before = _tree_bytes(f"{folder}/current")
+    walls = []
+    for rep in range(repeats):  # each on a hard-linked copy (files are never changed in place)
+        copy = f"{folder}-rep{rep}"
+        shutil.copytree(folder, copy, copy_function=os.link)
+        store_copy = StateStore(copy)
+        started = time.perf_counter()
+        _, counts = apply_file(store_copy, store_copy.open(SETTINGS, Layout()), "pubmed26n1400.xml", new, deletions)
+        walls.append(time.perf_counter() - started)
+        shutil.rmtree(copy)
     started = time.perf_counter()
     state, counts = apply_file(store, state, "pubmed26n1400.xml", new, deletions)
-    wall = time.perf_counter() - started
+    walls.append(time.perf_counter() - started)
+    wall = float(np.median(walls))
     return {"records": {"new": n_new, "revised": n_rev, "deleted": n_del}, "wall_s": round(wall, 3),
+            "wall_s_runs": [round(w, 3) for w in walls],
             "rss_start_mb": round(rss_start, 1), "peak_rss_mb": round(_peak_mb(), 1),
             "bytes_written": counts["bytes_written"], "bytes_compacted": counts["bytes_compacted"],
             "counts": {k: v for k, v in counts.items() if k != "seconds"},

@@ -3,7 +3,8 @@
 A bucket is due when its tombstones pass `max_dead_ratio` of its article rows or one of its
 tables holds `max_files` files; at most `max_compactions` buckets (most due first) per update,
 so one update rewrites at most that many buckets whatever the state size. Streams record
-batches: memory is one batch plus the bucket's tombstone keys.
+batches (memory: one batch, the bucket's tombstone keys and its article rows, which are
+written pmid-sorted so updates find PMIDs by binary search).
 """
 from __future__ import annotations
 
@@ -47,15 +48,19 @@ def compact(store: StateStore, bucket: str, entry: dict[str, Any], gen: int) -> 
             continue
         rel = data_path(table, bucket, gen, base=True)
         schema = sources[0].schema_arrow
-        kept = 0
+        kept, articles = 0, []
         with store.writer(gen, rel, schema) as writer:
             for source in sources:
                 for batch in source.iter_batches(batch_size=BATCH_ROWS):
                     keys = row_keys(batch.column("pmid"), batch.column(GEN))
-                    batch = batch.filter(pc.invert(pc.is_in(keys, value_set=dead)))
-                    if batch.num_rows:
-                        writer.write_batch(batch.cast(schema))
-                        kept += batch.num_rows
+                    batch = batch.filter(pc.invert(pc.is_in(keys, value_set=dead))).cast(schema)
+                    kept += batch.num_rows
+                    if table == "articles":  # one row per PMID: kept whole and pmid-sorted (binary search)
+                        articles.append(batch)
+                    elif batch.num_rows:
+                        writer.write_batch(batch)
+            if articles:
+                writer.write_table(pa.Table.from_batches(articles, schema).sort_by("pmid"))
         written += store.size(rel, gen)
         out["files"][table].append(rel)
         if table == "articles":

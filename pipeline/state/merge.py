@@ -48,9 +48,9 @@ def dead_keys(store: StateStore, entry: dict[str, Any], gen: int) -> pa.Array:
 def live_keys(store: StateStore, entry: dict[str, Any], gen: int, pmids: pa.Array) -> pa.Table:
     """(pmid, version, gen) of the live article rows of a bucket among `pmids`."""
     empty = pa.table({"pmid": _NO_PMIDS, "version": pa.array([], pa.int32()), GEN: pa.array([], pa.int32())})
-    parts = []
-    for table in read_files(store, entry["files"]["articles"], gen, ["pmid", "version", GEN]):
-        parts.append(table.filter(pc.is_in(table.column("pmid"), value_set=pmids)))
+    wanted = np.unique(pmids.to_numpy(zero_copy_only=False))
+    parts = [_rows_of(table, wanted) for table in read_files(store, entry["files"]["articles"], gen,
+                                                              ["pmid", "version", GEN])]
     if not parts:
         return empty
     old = pa.concat_tables(parts)
@@ -58,6 +58,16 @@ def live_keys(store: StateStore, entry: dict[str, Any], gen: int, pmids: pa.Arra
         keys = row_keys(old.column("pmid"), old.column(GEN))
         old = old.filter(pc.invert(pc.is_in(keys, value_set=dead_keys(store, entry, gen))))
     return old
+
+
+def _rows_of(table: pa.Table, wanted: np.ndarray) -> pa.Table:
+    """Rows whose pmid is in `wanted` (sorted, unique); a binary search when the file is pmid-sorted
+    (one row per pmid, as article files are), else a hash lookup."""
+    col = table.column("pmid").to_numpy()
+    if len(col) > 1 and bool(np.all(col[1:] > col[:-1])):
+        at = np.searchsorted(col, wanted).clip(0, len(col) - 1)
+        return table.take(pa.array(at[col[at] == wanted]))
+    return table.filter(pc.is_in(table.column("pmid"), value_set=pa.array(wanted)))
 
 
 def _doomed(old: pa.Table, upserted: pa.Array, deletions: pa.Table) -> pa.Array:
