@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.state.keys import KEYS, keys_path, keys_table
 from pipeline.state.partitions import GEN, TOMBSTONE_SCHEMA, Layout, bucket_name, data_path, with_gen
 from pipeline.state.store import FORMAT, StateStore
 
@@ -91,7 +92,7 @@ def make_rows(pmids: np.ndarray, rng: np.random.Generator, source: str, schemas:
 
 
 def build_state(folder: str, n: int, layout: Layout, seed: int = 0) -> dict[str, Any]:
-    """State of PMIDs 1..n written bucket by bucket as base files (generation 0)."""
+    """State of PMIDs 1..n written bucket by bucket as base files and key indexes (generation 0)."""
     from pipeline.outputs import OUTPUT_TABLES
 
     schemas = {t.name: t.schema for t in OUTPUT_TABLES if t.name != "errors"}
@@ -112,6 +113,11 @@ def build_state(folder: str, n: int, layout: Layout, seed: int = 0) -> dict[str,
             pq.write_table(with_gen(rows, 0), store.path(rel), filesystem=store.fs, compression="zstd")
             entry["files"][table] = [rel]
             sizes[table] += rows.num_rows
+        rel = keys_path(name, 0)
+        store.fs.create_dir(store.path(rel).rsplit("/", 1)[0], recursive=True)
+        pq.write_table(keys_table(pmids, np.ones(len(pmids), np.int32), b * layout.bucket_width, layout.bucket_width, 0),
+                       store.path(rel), filesystem=store.fs)
+        entry["files"][KEYS] = [rel]
         rel = f"current/tombstones/bucket={name}/g000000.parquet"
         store.fs.create_dir(store.path(rel).rsplit("/", 1)[0], recursive=True)
         pq.write_table(TOMBSTONE_SCHEMA.empty_table(), store.path(rel), filesystem=store.fs)
@@ -192,7 +198,7 @@ def measure_compaction(folder: str) -> dict[str, Any]:
     entry = state["buckets"][name]
     read = sum(os.path.getsize(store.path(r)) for files in entry["files"].values() for r in files)
     started = time.perf_counter()
-    _, written = compact(store, name, entry, state["generation"] + 1)
+    _, written = compact(store, name, entry, state["generation"] + 1, Layout(**state["layout"]).bucket_width)
     wall = time.perf_counter() - started
     store.recover(state)  # drops the staged result
     return {"bucket": name, "articles": entry["live"], "bytes_read": read, "bytes_written": written,

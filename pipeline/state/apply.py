@@ -27,8 +27,9 @@ def apply_file(store: StateStore, state: dict[str, Any], name: str, new: dict[st
     gen = state["generation"] + 1
     buckets, counts = merge_update(store, state, gen, new, deletions)
     counts.update(compacted=0, bytes_compacted=0)
-    for bucket in due(buckets, store.layout(state)):
-        buckets[bucket], written = compact(store, bucket, buckets[bucket], gen)
+    layout = store.layout(state)
+    for bucket in due(buckets, layout):
+        buckets[bucket], written = compact(store, bucket, buckets[bucket], gen, layout.bucket_width)
         counts["bytes_written"] += written
         counts["bytes_compacted"] += written
         counts["compacted"] += 1

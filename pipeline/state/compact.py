@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.state.keys import KEYS, keys_path, keys_table
 from pipeline.state.merge import dead_keys, tombstone_path
 from pipeline.state.partitions import DATA_TABLES, GEN, TOMBSTONE_SCHEMA, TOMBSTONES, Layout, data_path, row_keys
 from pipeline.state.store import StateStore
@@ -37,10 +39,11 @@ def _source(store: StateStore, rel: str, gen: int) -> pq.ParquetFile:
     return pq.ParquetFile(store.staged(gen, rel) if staged else store.path(rel), filesystem=store.fs)
 
 
-def compact(store: StateStore, bucket: str, entry: dict[str, Any], gen: int) -> tuple[dict[str, Any], int]:
-    """Stage the compacted bucket; returns its new entry and the bytes written."""
+def compact(store: StateStore, bucket: str, entry: dict[str, Any], gen: int, width: int) -> tuple[dict[str, Any], int]:
+    """Stage the compacted bucket (its rows now all carry gen, its key index is rebuilt); returns
+    its new entry and the bytes written."""
     dead = dead_keys(store, entry, gen)
-    out = {"files": {t: [] for t in DATA_TABLES + (TOMBSTONES,)}, "live": entry["live"], "dead": 0, "rows": 0}
+    out = {"files": {t: [] for t in DATA_TABLES + (TOMBSTONES, KEYS)}, "live": entry["live"], "dead": 0, "rows": 0}
     written = 0
     for table in DATA_TABLES:
         sources = [_source(store, rel, gen) for rel in entry["files"][table]]
@@ -54,13 +57,20 @@ def compact(store: StateStore, bucket: str, entry: dict[str, Any], gen: int) -> 
                 for batch in source.iter_batches(batch_size=BATCH_ROWS):
                     keys = row_keys(batch.column("pmid"), batch.column(GEN))
                     batch = batch.filter(pc.invert(pc.is_in(keys, value_set=dead))).cast(schema)
+                    batch = batch.set_column(batch.schema.get_field_index(GEN), GEN,  # base rows: one gen
+                                             pa.array(np.full(batch.num_rows, gen, np.int32)))
                     kept += batch.num_rows
                     if table == "articles":  # one row per PMID: kept whole and pmid-sorted (binary search)
                         articles.append(batch)
                     elif batch.num_rows:
                         writer.write_batch(batch)
-            if articles:
-                writer.write_table(pa.Table.from_batches(articles, schema).sort_by("pmid"))
+            if table == "articles":
+                rows = pa.Table.from_batches(articles, schema).sort_by("pmid")
+                writer.write_table(rows)
+                index = keys_table(rows.column("pmid").to_numpy(), rows.column("version").to_numpy(),
+                                   int(bucket) * width, width, gen)
+                written += store.write_staged(index, gen, keys_path(bucket, gen))
+                out["files"][KEYS].append(keys_path(bucket, gen))
         written += store.size(rel, gen)
         out["files"][table].append(rel)
         if table == "articles":
@@ -76,10 +86,10 @@ def compact(store: StateStore, bucket: str, entry: dict[str, Any], gen: int) -> 
 def ops_for(old: dict[str, Any], new: dict[str, Any]) -> list[list[str]]:
     """Commit steps from the old to the new live lists, ordered so readers never see a row twice."""
     def files(buckets: dict[str, Any], tables: tuple[str, ...]) -> set[str]:
-        return {rel for b in buckets.values() for t in tables for rel in b["files"][t]}
+        return {rel for b in buckets.values() for t in tables for rel in b["files"].get(t, [])}
 
     before_data, after_data = files(old, DATA_TABLES), files(new, DATA_TABLES)
-    before_tomb, after_tomb = files(old, (TOMBSTONES,)), files(new, (TOMBSTONES,))
+    before_tomb, after_tomb = files(old, (TOMBSTONES, KEYS)), files(new, (TOMBSTONES, KEYS))
     return ([["move", r] for r in sorted(after_tomb - before_tomb)]
             + [["delete", r] for r in sorted(before_data - after_data)]
             + [["delete", r] for r in sorted(before_tomb - after_tomb)]

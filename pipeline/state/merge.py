@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.state.keys import KEYS, base_rows
 from pipeline.state.partitions import (DATA_TABLES, GEN, TOMBSTONE_SCHEMA, TOMBSTONES, Layout, bucket_name,
                                        bucket_of, data_path, row_keys, split_by_bucket, with_gen)
 from pipeline.state.store import StateStore
@@ -22,7 +23,7 @@ _NO_PMIDS = pa.array([], pa.int64())
 
 def new_bucket() -> dict[str, Any]:
     """The _state.json entry of an empty bucket."""
-    return {"files": {t: [] for t in DATA_TABLES + (TOMBSTONES,)}, "live": 0, "dead": 0, "rows": 0}
+    return {"files": {t: [] for t in DATA_TABLES + (TOMBSTONES, KEYS)}, "live": 0, "dead": 0, "rows": 0}
 
 
 def tombstone_path(bucket: str, gen: int) -> str:
@@ -46,11 +47,15 @@ def dead_keys(store: StateStore, entry: dict[str, Any], gen: int) -> pa.Array:
 
 
 def live_keys(store: StateStore, entry: dict[str, Any], gen: int, pmids: pa.Array) -> pa.Table:
-    """(pmid, version, gen) of the live article rows of a bucket among `pmids`."""
+    """(pmid, version, gen) of the live article rows of a bucket among `pmids`: the base file is
+    looked up in its key index, only the (bounded) delta files are read."""
     empty = pa.table({"pmid": _NO_PMIDS, "version": pa.array([], pa.int32()), GEN: pa.array([], pa.int32())})
     wanted = np.unique(pmids.to_numpy(zero_copy_only=False))
-    parts = [_rows_of(table, wanted) for table in read_files(store, entry["files"]["articles"], gen,
-                                                              ["pmid", "version", GEN])]
+    indexed = bool(entry["files"].get(KEYS))
+    files = [rel for rel in entry["files"]["articles"] if not (indexed and "/base-" in rel)]
+    parts = [_rows_of(table, wanted) for table in read_files(store, files, gen, ["pmid", "version", GEN])]
+    if indexed:
+        parts.append(base_rows(read_files(store, entry["files"][KEYS], gen)[0], wanted))
     if not parts:
         return empty
     old = pa.concat_tables(parts)

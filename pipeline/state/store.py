@@ -170,7 +170,7 @@ class StateStore:
         self._drop_staging()
         live = {rel for b in state["buckets"].values() for files in b["files"].values() for rel in files}
         removed = 0
-        for table in DATA_TABLES + (TOMBSTONES,):
+        for table in DATA_TABLES + (TOMBSTONES, "_keys"):
             selector = pafs.FileSelector(f"{self.base}/current/{table}", allow_not_found=True, recursive=True)
             for info in self.fs.get_file_info(selector):
                 rel = info.path[len(self.base) + 1:]
