@@ -10,7 +10,7 @@ import pyarrow as pa
 from pipeline.state.compact import compact, due, ops_for
 from pipeline.state.merge import merge_update
 from pipeline.state.partitions import DATA_TABLES
-from pipeline.state.store import StateStore, _fault
+from pipeline.state.store import StateStore, fault_point
 
 
 def apply_file(store: StateStore, state: dict[str, Any], name: str, new: dict[str, pa.Table],
@@ -49,7 +49,7 @@ def apply_file(store: StateStore, state: dict[str, Any], name: str, new: dict[st
                   current_articles=sum(b["live"] for b in buckets.values()))
     ops = ops_for(state["buckets"], buckets) + [["move", r] for r in history]
     processed = state["processed"] + [{"file": name, "at": started, **counts}]
-    _fault("staged")
+    fault_point("staged")
     state = store.commit({**state, "generation": gen, "buckets": buckets, "processed": processed}, ops)
     counts["seconds"] = time.time() - started
     return state, counts

@@ -1,8 +1,9 @@
 """Fold one update's rows into the touched buckets: new rows as delta files, dead versions as tombstones.
 
-Vectorised (Arrow is_in over packed keys, no Python object per article). Reads only the touched
-buckets' article keys (pmid, version, gen: 16 bytes a row) and tombstones; writes only the
-update's own rows plus one tombstone file per touched bucket.
+Vectorised (Arrow is_in / numpy binary search over packed keys, no Python object per article).
+Reads, per touched bucket, its key index (keys.py), its delta article keys (pmid, version, gen)
+and tombstones, all bounded by compaction; writes only the update's own rows plus one
+tombstone file per touched bucket.
 """
 from __future__ import annotations
 

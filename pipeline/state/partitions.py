@@ -5,6 +5,7 @@ Layout (paths relative to STATE):
   added to bucket B; `base-g<G>.parquet`: a bucket compacted at generation G.
 - `current/tombstones/bucket=B/g<G>.parquet`: (pmid, gen) of row versions that generation G made
   dead (revised or deleted). Every bucket holds at least one (maybe empty) tombstone file.
+- `current/_keys/bucket=B/g<G>.parquet`: which PMIDs the bucket's base file holds (keys.py).
 Every data row carries `gen`, the generation that wrote it. A row is live unless its (pmid, gen)
 is a tombstone: one equi anti-join, the same in pyarrow, DuckDB and Spark.
 """

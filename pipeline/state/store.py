@@ -48,7 +48,8 @@ def write_text_atomic(fs: pafs.FileSystem, text: str, path: str) -> None:
     fs.move(tmp, path)
 
 
-def _fault(point: str) -> None:
+def fault_point(point: str) -> None:
+    """Test hook: SIGKILL this process when BIOMINE_STATE_FAULT names this point."""
     if os.environ.get(FAULT_ENV) == point:
         log.warning("%s=%s: killing this process", FAULT_ENV, point)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -150,8 +151,8 @@ class StateStore:
                     self.fs.delete_file(target)
             else:
                 raise ValueError(f"{self.uri}/{STATE_FILE}: unknown pending op {op!r}")
-            _fault(f"ops:{i + 1}")
-        _fault("applied")
+            fault_point(f"ops:{i + 1}")
+        fault_point("applied")
         state = {**state, "pending": None}
         self.write_state(state)
         self._drop_staging()
