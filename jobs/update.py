@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-i", "--inputs", nargs="+", required=True, metavar="INPUT",
                    help="update files or a folder: files not yet processed are mined in NLM order")
     p.add_argument("--config", help="YAML/TOML/JSON file with RunConfig settings (flags override)")
+    p.add_argument("--bucket-width", type=int, default=1_000_000, metavar="N",
+                   help="PMIDs per partition of STATE/current (used when the state is created)")
     add_mining_options(p)
     p.set_defaults(func=handle)
 
@@ -22,12 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Validate, process the new files, print what changed."""
     from pipeline.config import build_config, load_config_file
+    from pipeline.state.partitions import Layout
     from pipeline.update_job import update
 
     file_values = load_config_file(args.config) if args.config else {}
     cli = {"inputs": args.inputs, "output": args.state, **mining_values(args)}
     config = build_config(file_values, cli)
-    summary = update(config, args.state)
+    summary = update(config, args.state, Layout(bucket_width=args.bucket_width))
     for item in summary["processed"]:
         print(f"{item['file']}: upserted {item['upserted']}, deleted {item['deleted']}, "
               f"current articles {item.get('current_articles', 0)}")

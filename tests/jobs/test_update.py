@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.cli import main
+from pipeline.state.read import read_current
 from tests.jobs.test_run_e2e import article_xml
 
 pytestmark = pytest.mark.ray
@@ -17,6 +18,10 @@ pytestmark = pytest.mark.ray
 def read(folder: Path) -> pa.Table:
     files = sorted(folder.glob("*.parquet"))
     return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def read_live(state: Path, table: str) -> pa.Table:
+    return read_current(str(state), table)
 
 
 def write(folder: Path, name: str, body: str) -> None:
@@ -39,10 +44,10 @@ def test_update_folds_files_into_current_and_history(ray_cluster, tmp_path, caps
           + '<DeleteCitation><PMID Version="1">102</PMID></DeleteCitation>')
     out = update(state, inputs, capsys)
     assert "pubmed26n0002.xml: upserted 2, deleted 1, current articles 3" in out
-    current = {r["pmid"]: r for r in read(state / "current" / "articles").to_pylist()}
+    current = {r["pmid"]: r for r in read_live(state, "articles").to_pylist()}
     assert set(current) == {101, 103, 104}
     assert current[101]["title"] == "revised" and current[101]["source_file"] == "pubmed26n0002.xml"
-    entities = read(state / "current" / "entities")
+    entities = read_live(state, "entities")
     assert 102 not in entities.column("pmid").to_pylist()
     fresh = read(state / "runs" / "pubmed26n0002" / "entities")
     n101 = [r for r in fresh.to_pylist() if r["pmid"] == 101]
@@ -58,15 +63,19 @@ def test_update_folds_files_into_current_and_history(ray_cluster, tmp_path, caps
     out = update(state, inputs, capsys)
     assert "already processed, skipped: pubmed26n0001.xml, pubmed26n0002.xml" in out
     assert (state / "_state.json").read_text() == before
-    assert read(state / "current" / "articles").num_rows == 3
+    assert read_live(state, "articles").num_rows == 3
 
     # a later file with a new version of 103
     write(inputs, "pubmed26n0003.xml", article_xml(103, "second version", 2))
     update(state, inputs, capsys)
-    current = {r["pmid"]: r for r in read(state / "current" / "articles").to_pylist()}
+    current = {r["pmid"]: r for r in read_live(state, "articles").to_pylist()}
     assert set(current) == {101, 103, 104} and current[103]["version"] == 2
-    assert len(list((state / "current" / "articles").glob("*.parquet"))) == 1
-    assert json.loads((state / "_state.json").read_text())["generation"] == 3
+    doc = json.loads((state / "_state.json").read_text())
+    assert doc["generation"] == 3
+    live = {rel for b in doc["buckets"].values() for files in b["files"].values() for rel in files}
+    on_disk = {str(p.relative_to(state)) for p in (state / "current").rglob("*.parquet")}
+    assert on_disk == live  # nothing stale left behind
+    assert all("/bucket=00000/" in rel for rel in live)
 
 
 def test_update_refuses_other_settings(ray_cluster, tmp_path, capsys):

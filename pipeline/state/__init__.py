@@ -1,0 +1,1 @@
+"""Partitioned `STATE/current` for `biomine update`: PMID-range buckets, tombstones, atomic commits."""
