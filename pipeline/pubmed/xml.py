@@ -44,21 +44,75 @@ class _CountingReader:
         return data
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Replay:
+    """A forward-only stream with its first bytes (already read to sniff them) put back."""
+
+    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
+        self.head, self.raw = head, raw
+
+    def read(self, n: int = -1) -> bytes:
+        """Read up to n bytes (all when n < 0), the sniffed head first."""
+        if not self.head:
+            return self.raw.read(n)
+        if n is None or n < 0:
+            data, self.head = self.head + self.raw.read(), b""
+            return data
+        data, self.head = self.head[:n], self.head[n:]
+        if len(data) < n:
+            data += self.raw.read(n - len(data))
+        return data
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        self.raw.close()
+
+    def __enter__(self) -> "_Replay":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Gunzip(gzip.GzipFile):
+    """GzipFile that also closes the stream it reads from."""
+
+    def close(self) -> None:
+        """Close the gzip reader, then the underlying stream."""
+        inner = self.fileobj
+        super().close()
+        if inner is not None:
+            inner.close()
+
+
+def decompressed(raw: IO[bytes]) -> IO[bytes]:
+    """A raw byte stream (seekable or not) as XML bytes: gunzipped when its content starts with
+    the gzip magic, whatever the file is named (mirrors rename and re-compress dumps)."""
+    head = b""
+    while len(head) < len(GZIP_MAGIC):
+        chunk = raw.read(len(GZIP_MAGIC) - len(head))
+        if not chunk:
+            break
+        head += chunk
+    stream: Any = _Replay(head, raw)
+    if head == GZIP_MAGIC:
+        return _Gunzip(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
 def open_xml(path: str) -> IO[bytes]:
-    """Open a local path or a URI (s3://, gs://, any pyarrow filesystem) as a binary stream,
-    gunzipped when it starts with the gzip magic bytes."""
+    """Open a local path or a URI (s3://, gs://, any pyarrow filesystem) as a binary XML stream,
+    gunzipped when its content starts with the gzip magic bytes (the name does not matter)."""
     if "://" in path:
         import pyarrow.fs as pafs
 
         fs, base = pafs.FileSystem.from_uri(path)
-        raw: Any = fs.open_input_file(base)  # random access: peek, then rewind
+        raw: Any = fs.open_input_stream(base)
     else:
         raw = open(path, "rb")
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    return decompressed(raw)
 
 
 def _children(el: etree._Element | None) -> dict[Any, etree._Element]:
