@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `update` sub-command."""
     p = sub.add_parser("update", help="fold new PubMed update files into STATE/current (idempotent)",
                        description=__doc__)
-    p.add_argument("--state", required=True, help="state folder (current/, history/, _state.json)")
+    p.add_argument("-o", "--output", "--state", dest="state", required=True,
+                   help="state folder (current/, history/, _state.json)")
     p.add_argument("-i", "--inputs", nargs="+", required=True, metavar="INPUT",
                    help="update files or a folder: files not yet processed are mined in NLM order")
     p.add_argument("--config", help="YAML/TOML/JSON file with RunConfig settings (flags override)")

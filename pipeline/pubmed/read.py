@@ -167,7 +167,10 @@ def _datasource_class() -> type:
 
         def _read_stream(self, f: pyarrow.NativeFile, path: str) -> Iterator[pyarrow.Table]:
             stream = decompressed(f)  # by content, as the index and `biomine parse` do
-            rows = (r for r in scan_records(stream, path) if r["record_type"] in self._keep)
+            # entity warnings are the index's to report (an error row here would be a 2nd row
+            # for the same record)
+            rows = (r for r in scan_records(stream, path, entity_errors=False)
+                    if r["record_type"] in self._keep)
             batch: list[dict[str, Any]] = []
             for rec in rows:
                 batch.append(rec)
