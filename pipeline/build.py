@@ -48,14 +48,16 @@ def start_ray(config: RunConfig) -> Any:
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token chatter on a local run
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        if not verbose:  # no core-worker lines; failures are reported once, by their root cause
+            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose}
         if config.address:
             kwargs["address"] = config.address
         if not verbose:
             kwargs["logging_level"] = logging.WARNING
         ray.init(**kwargs)
-    if not verbose:  # biomine's own progress line instead of Ray Data's operator logs
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if not verbose:  # biomine's own progress line and failure report instead of Ray Data's logs
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = config.progress and verbose
     ctx.enable_auto_log_stats = False

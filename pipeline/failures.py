@@ -60,36 +60,52 @@ class Failure:
                 "command again to resume")
 
 
+_WRAPPERS = {"RayTaskError", "ActorDiedError", "RayActorError", "UserCodeException",
+             "RayDataUserCodeException", "SystemException", "RaySystemError"}
+
+
+def _is_wrapper(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name in _WRAPPERS or name.startswith("RayTaskError(")
+
+
 def explain(exc: BaseException) -> Failure:
-    """The root cause of `exc` through Ray's wrappers (task errors, actors dead in __init__)."""
-    cause = root_cause(exc)
-    kind, message = type(cause).__name__, _first_line(str(cause))
-    if kind in ("RayTaskError", "ActorDiedError", "RayActorError", "UserCodeException",
-                "RayDataUserCodeException", "SystemException") or kind.startswith("RayTaskError("):
+    """The root cause of `exc` through Ray's wrappers (task errors, actors dead in __init__,
+    Ray Data's `raise ... from SystemException()`)."""
+    chain = error_chain(exc)
+    for cause in reversed(chain):  # the deepest real error wins
+        if not _is_wrapper(cause) and str(cause).strip():
+            return _failure(type(cause).__name__, _first_line(str(cause)), cause)
+    for cause in chain:  # else the error named in a wrapper's rendered traceback
         found = _raised_in_text(_ANSI.sub("", str(cause)))
         if found:
-            kind, message = found
-        elif kind == "ActorDiedError":
-            return Failure(kind, message, transient=True)  # died without an error: a system fault
-    transient = kind in _TRANSIENT or (kind not in _PERMANENT and isinstance(cause, OSError))
-    if kind == "RuntimeError":
-        transient = True  # unknown kind of fault: resuming is the right first try
+            return _failure(found[0], found[1], None)
+    if any(type(c).__name__ in ("ActorDiedError", "RayActorError") for c in chain):
+        return Failure("ActorDiedError", _first_line(str(exc)), transient=True)  # a system fault
+    return _failure(type(exc).__name__, _first_line(str(exc)), exc)
+
+
+def _failure(kind: str, message: str, cause: BaseException | None) -> Failure:
+    transient = kind in _TRANSIENT or kind == "RuntimeError" or (
+        kind not in _PERMANENT and isinstance(cause, OSError))  # RuntimeError: unknown, try resuming
     return Failure(kind, message, transient)
 
 
-def root_cause(exc: BaseException) -> BaseException:
-    """Follow `.cause` (Ray task errors), `__cause__` and `__context__` to the first error raised."""
-    seen: set[int] = set()
-    current = exc
-    while id(current) not in seen:
-        seen.add(id(current))
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and what caused it: `.cause` (Ray task errors), `__cause__`, `__context__`, in order."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not c for c in chain):
+        chain.append(current)
         inner = getattr(current, "cause", None)
-        nxt = inner if isinstance(inner, BaseException) else None
-        nxt = nxt or current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        if nxt is None:
-            break
-        current = nxt
-    return current
+        current = (inner if isinstance(inner, BaseException) else None) or current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__)
+    return chain
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The last error of the chain (see error_chain)."""
+    return error_chain(exc)[-1]
 
 
 def _raised_in_text(text: str) -> tuple[str, str] | None:

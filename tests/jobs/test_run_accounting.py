@@ -128,7 +128,7 @@ def test_model_failing_inside_ray_is_one_root_cause_and_frees_the_output(ray_clu
                "--max-new-tokens", "4", "--no-progress", "--limit", "8")
     assert done.returncode == 1, done.stderr[-3000:]
     err = done.stderr
-    assert "failed: ValueError:" in err and "stray.weight" in err
+    assert "failed: ValueError:" in err and "stray.weight" in err, err
     assert "fix the cause above" in err and "run the same command again" not in err
     assert "_logs" in err and len(err.splitlines()) < 40, err
     assert list((out / "_logs").glob("*.log"))

@@ -90,10 +90,16 @@ def test_failure_root_cause_and_advice():
     class ActorDiedError(Exception):
         pass
 
+    class SystemException(Exception):
+        pass
+
     text = ("The actor died because of an error raised in its creation task, \x1b[36mray::Gen\x1b[39m\n"
             "Traceback (most recent call last):\n  File \"x.py\", line 3\n"
             "FileNotFoundError: /m: no config.json")
-    failure = explain(ActorDiedError(text))
+    try:  # as Ray Data raises it
+        raise ActorDiedError(text) from SystemException()
+    except ActorDiedError as exc:
+        failure = explain(exc)
     assert failure.kind == "FileNotFoundError" and failure.message == "/m: no config.json"
     assert explain(RuntimeError("injected fault")).transient
     assert "resume" in explain(ConnectionError("reset")).advice()
