@@ -27,7 +27,11 @@ def handle(args: argparse.Namespace) -> int:
 
     file_values = load_config_file(args.config) if args.config else {}
     cli = {"inputs": args.inputs, "output": args.state, **mining_values(args)}
-    config = build_config(file_values, cli)
+    config = build_config(file_values, cli, file_name=args.config)
+    from pipeline.preflight import check_run
+    from pipeline.pubmed.read import expand_inputs
+
+    check_run(config, expand_inputs(config.inputs))  # models, -o, inputs: before Ray starts
     summary = update(config, args.state)
     for item in summary["processed"]:
         print(f"{item['file']}: upserted {item['upserted']}, deleted {item['deleted']}, "

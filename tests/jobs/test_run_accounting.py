@@ -96,6 +96,8 @@ def test_mismatched_compression_accounting_and_noop_rerun(ray_cluster, tmp_path)
     assert rerun["totals"] == manifest["totals"] and rerun["status"] == "finished"
     assert rerun["abstracts_per_s"] == manifest["abstracts_per_s"]
     assert [h["status"] for h in rerun["history"]] == ["finished", "nothing to do"]
+    strict = cli(ray_cluster, str(folder), "-o", str(out), *FAST, "--strict")  # errors are fatal
+    assert strict.returncode == 1 and "--strict: 1 file error(s)" in strict.stderr, strict.stderr[-3000:]
 
 
 def test_all_inputs_broken_fails(ray_cluster, tmp_path):

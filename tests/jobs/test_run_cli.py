@@ -107,3 +107,18 @@ def test_cli_consistency(capsys):
     help_text = parser._subparsers._group_actions[0].choices["run"].format_help()
     assert "(default: 256)" in help_text and "settings only in a --config file" in help_text
     assert "max_source_tokens (default: 640)" in help_text and "exit codes" in help_text
+
+
+def test_parse_reads_mismatched_compression_both_ways(tmp_path, data_dir, capsys):
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    packed = (data_dir / "pubmed" / "pmparser_sample_pubmed26n1334.xml.gz").read_bytes()
+    (tmp_path / "pubmed26n1334.xml").write_bytes(packed)  # gzip named .xml
+    (tmp_path / "pubmed26n1335.xml.gz").write_bytes(gzip.decompress(packed))  # plain named .xml.gz
+    out = tmp_path / "out"
+    assert main(["parse", str(tmp_path / "pubmed26n1334.xml"), str(tmp_path / "pubmed26n1335.xml.gz"),
+                 "--output", str(out)]) == 0
+    assert pq.read_table(out / "articles").num_rows == 60 and not (out / "errors").exists()
+    assert "errors: 0" in capsys.readouterr().out
