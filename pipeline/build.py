@@ -226,14 +226,15 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
         details = text
         log.debug("run %s failed:\n%s", run_id, text)
     finally:
-        written = progress.stop() if progress is not None and progress._thread is not None else {}
+        written = progress.stop() if progress is not None and progress.started else {}
         if status == "finished" and sink is not None and sink.totals:
             written = {**written, **sink.totals}
         accounting = account(index, counts, written, file_errors)
         if status == "finished" and not accounting["ok"]:
             status, failure = "failed", f"record accounting does not add up: {describe(accounting)}"
         if status == "finished" and strict and written.get("errors", 0):
-            status, failure = "failed", f"--strict: {written['errors']} record error(s), see {config.output}/errors/"
+            status = "failed"
+            failure = f"--strict: {written['errors']} record error(s), see {config.output}/errors/"
         current = run_manifest(config, run_id, status, files, counts, written, file_errors,
                                time.time() - started, failure, accounting)
         entry = invocation_entry(run_id, status, started, time.time(), written, _device(ray, config),

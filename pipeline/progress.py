@@ -49,6 +49,11 @@ class Progress:
         self._started = time.monotonic()
         self._last_log = 0.0
 
+    @property
+    def started(self) -> bool:
+        """True once start() ran (stop() then reads the last markers)."""
+        return self._thread is not None
+
     def _list(self) -> list[pafs.FileInfo]:
         infos = self.fs.get_file_info(pafs.FileSelector(self.folder, allow_not_found=True))
         return [i for i in infos if i.base_name.endswith(".json")]
