@@ -48,7 +48,7 @@ def print_summary(manifest: dict[str, Any], output: str) -> int:
           f"{totals['entities']}, record errors {totals['errors']}, file errors "
           f"{manifest['counts']['file_errors']}  (this invocation: {now['articles']} articles)")
     rate = manifest.get("abstracts_per_s")
-    print(f"  {manifest['wall_s']:.1f}s mining, {rate if rate is not None else '-'} articles/s -> "
+    print(f"  {manifest['wall_s']:.1f}s wall, {rate if rate is not None else '-'} articles/s -> "
           f"{output}/_manifest.json")
     file_errors = manifest["counts"]["file_errors"]
     record_errors = totals["errors"]

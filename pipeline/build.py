@@ -11,6 +11,7 @@ A rerun of a finished run stops after step 3 without starting any model.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -19,6 +20,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -55,7 +57,8 @@ def start_ray(config: RunConfig) -> Any:
             kwargs["address"] = config.address
         if not verbose:
             kwargs["logging_level"] = logging.WARNING
-        ray.init(**kwargs)
+        with _stderr_silenced(not verbose):  # the core worker's start-up line ("Set ray log level")
+            ray.init(**kwargs)
     if not verbose:  # biomine's own progress line and failure report instead of Ray Data's logs
         logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     ctx = ray.data.DataContext.get_current()
@@ -65,6 +68,22 @@ def start_ray(config: RunConfig) -> Any:
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
             object_store_memory=int(config.object_store_memory_gb * 2**30))
     return ray
+
+
+@contextlib.contextmanager
+def _stderr_silenced(enabled: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block (C++ logs bypass Python's logging)."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def index_files(ray: Any, files: list[str]) -> tuple[pa.Table | None, list[dict]]:
