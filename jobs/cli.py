@@ -55,7 +55,8 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command registered."""
     parser = argparse.ArgumentParser(
-        prog="biomine", description="Mine PubMed with BioGPT on Ray: parse, run, update, fetch, train, evaluate.",
+        prog="biomine",
+        description="Mine PubMed with BioGPT on Ray: parse, run, update, fetch, train, evaluate.",
         epilog="exit codes: 0 done, 1 failed, 2 bad usage or failed preflight, 3 finished with "
                "record/file errors, 130 interrupted")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, full tracebacks")

@@ -41,7 +41,8 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
                    help="model dtype; auto: bf16/fp16 on GPU, fp32 on CPU" + _default("dtype"))
     p.add_argument("--max-new-tokens", type=int, help="RE generation budget" + _default("max_new_tokens"))
     p.add_argument("--limit", type=int, help="mine at most N articles (first in NLM order; default: all)")
-    p.add_argument("--address", help="Ray address to join (ray://host:10001, auto; default: start a local Ray)")
+    p.add_argument("--address",
+                   help="Ray address to join (ray://host:10001, auto; default: start a local Ray)")
     p.add_argument("--run-id", help="run id recorded in every row (default: generated)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress line")
