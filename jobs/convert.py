@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT.pt", help="fairseq checkpoint file")
     p.add_argument("--data-dir", required=True, type=Path, metavar="DIR",
                    help="folder holding the model's dict.txt and bpecodes")
-    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT", help="output folder")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, type=Path, metavar="OUT",
+                   help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in OUT")
     p.set_defaults(func=run_convert)
 

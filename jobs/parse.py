@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "<file>.parquet, one part per input file.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="XML files, globs or directories (*.xml, *.xml.gz), read in NLM order")
-    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT_DIR",
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, type=Path, metavar="OUT_DIR",
                    help="output directory")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first broken file or record instead of writing an error row")
@@ -89,4 +89,5 @@ def run_parse(args: argparse.Namespace) -> int:
           f"deletions: {counts['deletions']}  errors: {counts['errors']}  -> {args.out}")
     if counts["errors"]:
         log.warning("%d error row(s) written to %s", counts["errors"], args.out / "errors")
+        return 3  # finished with record/file errors, as `biomine run`
     return 0

@@ -15,23 +15,51 @@ def sample_inputs() -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.name.endswith((".xml", ".xml.gz")))
 
 
+def _default(name: str) -> str:
+    """` (default: X)` from RunConfig, the one place defaults live."""
+    from pipeline.config import RunConfig
+
+    field = RunConfig.model_fields[name]
+    value = field.default_factory() if field.default_factory else field.default
+    if isinstance(value, list):
+        value = ",".join(value)
+    return "" if value is None else f" (default: {value})"
+
+
 def add_mining_options(p: argparse.ArgumentParser) -> None:
     """Model, task and resource flags shared by `run` and `update`."""
-    p.add_argument("--tasks", help="comma list of re-bc5cdr, re-ddi, re-kd-dti, ner")
+    p.add_argument("--tasks", help="comma list of re-bc5cdr, re-ddi, re-kd-dti, ner" + _default("tasks"))
     p.add_argument("--re-model", help="RE checkpoint: hub repo id or local folder")
     p.add_argument("--ner-model", help="token-classification checkpoint: hub repo id or folder")
     p.add_argument("--entities", help="entity dictionary (*.entities.json) for ID linking")
     p.add_argument("--demo-model", action="store_true", default=None,
                    help="tiny random BioGPT built on the spot (runs anywhere; output meaningless)")
     p.add_argument("--gpus", type=int, help="GPU actors (default: every GPU of the cluster)")
-    p.add_argument("--batch-size", type=int, help="rows per GPU batch (default 256)")
-    p.add_argument("--cpu-batch-size", type=int, help="rows per CPU-stage batch (default 256)")
-    p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
-    p.add_argument("--max-new-tokens", type=int, help="RE generation budget (default 256)")
-    p.add_argument("--limit", type=int, help="mine at most N articles (first in NLM order)")
-    p.add_argument("--address", help="Ray address to join (ray://host:10001, auto)")
+    p.add_argument("--batch-size", type=int, help="rows per GPU batch" + _default("batch_size"))
+    p.add_argument("--cpu-batch-size", type=int, help="rows per CPU-stage batch" + _default("cpu_batch_size"))
+    p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"],
+                   help="model dtype; auto: bf16/fp16 on GPU, fp32 on CPU" + _default("dtype"))
+    p.add_argument("--max-new-tokens", type=int, help="RE generation budget" + _default("max_new_tokens"))
+    p.add_argument("--limit", type=int, help="mine at most N articles (first in NLM order; default: all)")
+    p.add_argument("--address",
+                   help="Ray address to join (ray://host:10001, auto; default: start a local Ray)")
     p.add_argument("--run-id", help="run id recorded in every row (default: generated)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress line")
+
+
+def config_only_settings() -> str:
+    """Help text listing the RunConfig settings that have no flag (config file only)."""
+    from pipeline.config import RunConfig
+
+    flagged = set(_FLAG_FIELDS) | {"inputs", "output"}
+    rows = [f"  {name}{_default(name)}: {field.description or ''}".rstrip(": ")
+            for name, field in RunConfig.model_fields.items() if name not in flagged]
+    return "settings only in a --config file:\n" + "\n".join(rows)
+
+
+_FLAG_FIELDS = ("tasks", "re_model", "ner_model", "entities", "demo_model", "gpus", "batch_size",
+                "cpu_batch_size", "dtype", "max_new_tokens", "limit", "address", "run_id", "progress")
 
 
 def mining_values(args: argparse.Namespace) -> dict:
@@ -46,34 +74,38 @@ def mining_values(args: argparse.Namespace) -> dict:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `run` sub-command."""
     p = sub.add_parser("run", help="mine PubMed XML with BioGPT into Parquet (resumable)",
-                       description=__doc__)
+                       description=__doc__, epilog=config_only_settings()
+                       + "\n\nexit codes: 0 all mined, 1 failed, 2 bad usage or preflight, 3 finished "
+                       "with record/file errors, 130 interrupted\n")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="XML files, globs or folders")
     p.add_argument("-o", "--output", help="output folder (a rerun with the same folder resumes)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample PubMed files")
     p.add_argument("--config", help="YAML/TOML/JSON file with RunConfig settings (flags override)")
+    p.add_argument("--strict", action="store_true",
+                   help="any file or record error fails the run (exit 1) instead of exit 3")
     add_mining_options(p)
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Validate the configuration, run the job, print the manifest summary."""
-    from pipeline.build import run
+    """Validate the configuration and the preflight (before Ray starts), run, print the summary.
+
+    Exit code 0 when every record was mined cleanly, 3 when the run finished with record or
+    file errors (listed), failures raise (the CLI maps them to 1, 2 or 130).
+    """
     from pipeline.config import build_config, load_config_file
+    from pipeline.preflight import check_run
+    from pipeline.pubmed.read import expand_inputs
 
     file_values = load_config_file(args.config) if args.config else {}
     inputs = list(args.inputs) + (sample_inputs() if args.sample else [])
     cli = {"inputs": inputs or None, "output": args.output, **mining_values(args)}
-    config = build_config(file_values, cli)
-    manifest = run(config)
-    written = manifest["counts"]["written"]
-    index = manifest["counts"]["index"]
-    print(f"run {manifest['run_id']}: {manifest['status']}")
-    print(f"  files {manifest['inputs']['files']}, records {index['records']}, deletions "
-          f"{index['deletions']}, latest {index['latest']}, already done {index['done']}")
-    print(f"  written: articles {written.get('articles', 0)}, relations {written.get('relations', 0)}, "
-          f"entities {written.get('entities', 0)}, errors {written.get('errors', 0)} "
-          f"(+{manifest['counts']['file_errors']} file errors)")
-    print(f"  {manifest['wall_s']:.1f}s, {manifest['abstracts_per_s']} articles/s -> "
-          f"{config.output}/_manifest.json")
+    config = build_config(file_values, cli, file_name=args.config)
+    check_run(config, expand_inputs(config.inputs))  # fast: before Ray is even imported
+
+    from pipeline.build import run
+    from jobs.run_summary import print_summary
+
+    manifest = run(config, strict=args.strict)
     log.debug("manifest: %s", json.dumps(manifest, default=str))
-    return 0
+    return print_summary(manifest, config.output)

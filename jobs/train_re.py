@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dev", metavar="FILE", help="dev file in the same formats (F1 each epoch)")
     p.add_argument("--base", default="microsoft/biogpt",
                    help="hub id or local model folder (default microsoft/biogpt)")
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (resumable)")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR",
+                   help="output folder (resumable)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--lr", type=float, default=None, help="peak lr (default 1e-5; ddi 1e-4)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up updates (default 100; ddi 500)")

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dev", metavar="FILE", help="PubTator dev file (F1 each epoch)")
     p.add_argument("--base", default="microsoft/biogpt",
                    help="hub id or local model folder (default microsoft/biogpt)")
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 1e-3 head only, 5e-5 with --full-model)")

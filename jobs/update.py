@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `update` sub-command."""
     p = sub.add_parser("update", help="fold new PubMed update files into STATE/current (idempotent)",
                        description=__doc__)
-    p.add_argument("--state", required=True, help="state folder (current/, history/, _state.json)")
+    p.add_argument("-o", "--output", "--state", dest="state", required=True,
+                   help="state folder (current/, history/, _state.json)")
     p.add_argument("-i", "--inputs", nargs="+", required=True, metavar="INPUT",
                    help="update files or a folder: files not yet processed are mined in NLM order")
     p.add_argument("--config", help="YAML/TOML/JSON file with RunConfig settings (flags override)")
@@ -29,7 +30,11 @@ def handle(args: argparse.Namespace) -> int:
 
     file_values = load_config_file(args.config) if args.config else {}
     cli = {"inputs": args.inputs, "output": args.state, **mining_values(args)}
-    config = build_config(file_values, cli)
+    config = build_config(file_values, cli, file_name=args.config)
+    from pipeline.preflight import check_run
+    from pipeline.pubmed.read import expand_inputs
+
+    check_run(config, expand_inputs(config.inputs))  # models, -o, inputs: before Ray starts
     summary = update(config, args.state, Layout(bucket_width=args.bucket_width))
     for item in summary["processed"]:
         print(f"{item['file']}: upserted {item['upserted']}, deleted {item['deleted']}, "

@@ -11,6 +11,7 @@ A rerun of a finished run stops after step 3 without starting any model.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -19,6 +20,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,11 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from pipeline.accounting import READ_ERROR_COLUMNS
 from pipeline.config import RunConfig
 from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
-from pipeline.sink import ResultSink, open_output, recover, write_table_atomic
+from pipeline.sink import ResultSink, open_output, recover, write_table_atomic, write_text_atomic
 from pipeline.stages import PostprocessStage, SelectStage, TokenizeStage, record_keys
 
 log = logging.getLogger(__name__)
@@ -43,19 +46,44 @@ def start_ray(config: RunConfig) -> Any:
     """Join the cluster at config.address, or start a local Ray (reusing one already up)."""
     import ray
 
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token chatter on a local run
+        if not verbose:  # no core-worker lines; failures are reported once, by their root cause
+            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose}
         if config.address:
             kwargs["address"] = config.address
-        ray.init(**kwargs)
+        if not verbose:
+            kwargs["logging_level"] = logging.WARNING
+        with _stderr_silenced(not verbose):  # the core worker's start-up line ("Set ray log level")
+            ray.init(**kwargs)
+    if not verbose:  # biomine's own progress line and failure report instead of Ray Data's logs
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = config.progress
+    ctx.enable_progress_bars = config.progress and verbose
     ctx.enable_auto_log_stats = False
     if config.object_store_memory_gb:
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
             object_store_memory=int(config.object_store_memory_gb * 2**30))
     return ray
+
+
+@contextlib.contextmanager
+def _stderr_silenced(enabled: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block (C++ logs bypass Python's logging)."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def index_files(ray: Any, files: list[str]) -> tuple[pa.Table | None, list[dict]]:
@@ -134,7 +162,8 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
     gpus_total = int(ray.cluster_resources().get("GPU", 0))
     gpu_actors = config.gpus if config.gpus is not None else gpus_total
     cpu_actors = config.cpu_actors or max(2, 2 * gpu_actors)
-    ds = read_pubmed([files[i] for i in needed], num_cpus=cpu, columns=MINING_COLUMNS)
+    ds = read_pubmed([files[i] for i in needed], num_cpus=cpu, kinds=("articles", "errors"),
+                     columns=MINING_COLUMNS + READ_ERROR_COLUMNS)  # read errors: folded, counted
     pool = ray.data.ActorPoolStrategy
     ds = ds.map_batches(SelectStage, fn_constructor_kwargs={"keys": keys, "file_ids": file_ids},
                         batch_size=config.cpu_batch_size, batch_format="pyarrow",
@@ -159,45 +188,131 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                           compute=pool(min_size=1, max_size=cpu_actors), num_cpus=cpu)
 
 
-def run(config: RunConfig) -> dict:
-    """Run (or resume) the job; returns the manifest also written to OUT/_manifest.json."""
+def run(config: RunConfig, *, strict: bool = False) -> dict:
+    """Run (or resume) the job; returns the manifest also written to OUT/_manifest.json.
+
+    Raises PreflightError (nothing written, before Ray starts), RunFailed (root cause and advice;
+    also when the record accounting does not add up, or, with strict, on any error) or
+    RunInterrupted (Ctrl-C).
+    """
+    from pipeline.accounting import account, describe
+    from pipeline.failures import RunFailed, RunInterrupted, explain
+    from pipeline.manifest import invocation_entry, read_manifest, with_history
+    from pipeline.preflight import check_run
+    from pipeline.progress import Progress
     from pipeline.pubmed.read import expand_inputs
 
     started = time.time()
     files = expand_inputs(config.inputs)  # missing paths fail here, before any work
+    check_run(config, files)  # bad models, -o, unreadable inputs: before Ray, nothing written
+    previous = read_manifest(config.output)
+    locked_before = _run_lock_exists(config.output)
     run_id = _run_id(config)
-    ray = start_ray(config)
-    done = recover(config.output, TABLE_NAMES)
-    index, file_errors = index_files(ray, files)
-    _write_file_errors(config.output, file_errors)
-    pending, counts = select_pending(index, done, config.limit)
-    log.info("%d files: %d records, %d deletions -> %d latest; %d already done, %d to mine",
-             len(files), counts["records"], counts["deletions"], counts["latest"], counts["done"],
-             counts["pending"])
-    sink = ResultSink(config.output, OUTPUT_TABLES, run_id)
-    status = "nothing to do"
-    failure: str | None = None
+    status, failure, explained, log_path, details = "failed", None, None, None, None
+    index, file_errors, sink, progress, ray = None, [], None, None, None
+    counts = {"records": 0, "deletions": 0, "latest": 0, "done": 0, "pending": 0}
     try:
+        ray = start_ray(config)
+        done = recover(config.output, TABLE_NAMES)
+        index, file_errors = index_files(ray, files)
+        _write_file_errors(config.output, file_errors)
+        pending, counts = select_pending(index, done, config.limit)
+        log.info("%d files: %d records, %d deletions -> %d latest; %d already done, %d to mine",
+                 len(files), counts["records"], counts["deletions"], counts["latest"], counts["done"],
+                 counts["pending"])
+        if file_errors and counts["records"] == 0 and counts["deletions"] == 0:
+            raise ValueError(f"no record could be read from any of the {len(files)} input file(s); "
+                             f"first error: {file_errors[0]['message']}")
+        if strict and file_errors:
+            raise ValueError(f"--strict: {len(file_errors)} file error(s); first: {file_errors[0]['message']}")
+        sink = ResultSink(config.output, OUTPUT_TABLES, run_id)
+        progress = Progress(config.output, counts["pending"], show=config.progress)
+        status = "nothing to do"
         if pending.num_rows:
             status = "failed"
+            progress.start()
             _execute(ray, config, files, pending, run_id, sink)
             status = "finished"
-    except Exception as exc:  # logged in full here, re-raised below as one clear error
+    except KeyboardInterrupt:
+        status, failure = "interrupted", "interrupted by the user (Ctrl-C / SIGINT)"
+    except Exception as exc:  # logged in full to OUT/_logs, re-raised below as one clear error
         # the traceback goes in as text: a record holding exc_info (kept by log handlers)
         # would keep the failed dataset, and so its GPU actors, alive
-        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-        failure = f"{type(exc).__name__}: {exc}"
+        text = traceback.format_exc()
+        explained = explain(exc)
+        failure = explained.summary
+        log_path = _write_log(config.output, run_id, text)
+        details = text
+        log.debug("run %s failed:\n%s", run_id, text)
     finally:
-        manifest = run_manifest(config, run_id, status, files, counts, sink.totals, file_errors,
-                                time.time() - started, failure)
+        written = progress.stop() if progress is not None and progress.started else {}
+        if status == "finished" and sink is not None and sink.totals:
+            written = {**written, **sink.totals}
+        accounting = account(index, counts, written, file_errors)
+        if status == "finished" and not accounting["ok"]:
+            status, failure = "failed", f"record accounting does not add up: {describe(accounting)}"
+        if status == "finished" and strict and written.get("errors", 0):
+            status = "failed"
+            failure = f"--strict: {written['errors']} record error(s), see {config.output}/errors/"
+        current = run_manifest(config, run_id, status, files, counts, written, file_errors,
+                               time.time() - started, failure, accounting)
+        entry = invocation_entry(run_id, status, started, time.time(), written, _device(ray, config),
+                                 failure, counts["pending"])
+        manifest = with_history(previous, current, entry)
         write_json(config.output, "_manifest.json", manifest)
-    if failure is not None:
+        if not locked_before and status in ("failed", "interrupted") and not _has_commits(config.output):
+            _remove_run_lock(config.output)  # nothing committed: the folder stays free for any settings
+    if status == "interrupted":
+        gc.collect()
+        raise RunInterrupted(manifest)
+    if status == "failed":
         # Ray Data releases a failed run's actors by dropping references, not by killing them;
         # the traceback's frames hold the dataset, so collect them now to free the GPUs.
         gc.collect()
-        raise RuntimeError(f"run {run_id} failed: {failure}\n"
-                           f"committed work is kept: run the same command again to resume")
+        if explained is not None:
+            advice = explained.advice()
+        else:
+            advice = "this is a bug in biomine or a fault no retry fixed; run the same command again to resume"
+        raise RunFailed(f"run {run_id} failed: {failure}", advice, log_path, manifest, details)
     return manifest
+
+
+def _device(ray: Any, config: RunConfig) -> dict[str, Any]:
+    """What the run ran on: cluster CPUs and GPUs, and where."""
+    if ray is None or not ray.is_initialized():
+        return {"address": config.address or "local"}
+    res = ray.cluster_resources()
+    return {"address": config.address or "local", "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0),
+            "gpu_actors": config.gpus if config.gpus is not None else int(res.get("GPU", 0))}
+
+
+def _write_log(output: str, run_id: str, text: str) -> str | None:
+    """The full traceback of a failure to OUT/_logs/RUN_ID-TIME.log; its path (None if unwritable)."""
+    try:
+        fs, base = open_output(output)
+        fs.create_dir(f"{base}/_logs", recursive=True)
+        path = f"{base}/_logs/{run_id}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+        write_text_atomic(fs, text, path)
+        return path if "://" in output else os.path.relpath(path) if not os.path.isabs(output) else path
+    except OSError as exc:
+        log.warning("cannot write the failure log under %s: %s", output, exc)
+        return None
+
+
+def _run_lock_exists(output: str) -> bool:
+    fs, base = open_output(output)
+    return fs.get_file_info(f"{base}/_run.json").type != pafs.FileType.NotFound
+
+
+def _has_commits(output: str) -> bool:
+    fs, base = open_output(output)
+    infos = fs.get_file_info(pafs.FileSelector(f"{base}/_commits", allow_not_found=True))
+    return any(i.base_name.endswith(".json") for i in infos)
+
+
+def _remove_run_lock(output: str) -> None:
+    fs, base = open_output(output)
+    fs.delete_file(f"{base}/_run.json")
 
 
 def _execute(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str,

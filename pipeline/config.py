@@ -111,12 +111,44 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-def build_config(file_values: dict[str, Any], cli_values: dict[str, Any]) -> RunConfig:
-    """Merge config-file values with CLI values (CLI wins where given) and validate."""
-    merged = {**file_values, **{k: v for k, v in cli_values.items() if v is not None}}
+def build_config(file_values: dict[str, Any], cli_values: dict[str, Any],
+                 file_name: str | Path | None = None) -> RunConfig:
+    """Merge config-file values with CLI values (CLI wins where given) and validate.
+
+    Errors name the flag (`--batch-size`) when the value came from the command line, and
+    `setting in FILE` when it came from the config file.
+    """
+    given = {k: v for k, v in cli_values.items() if v is not None}
+    merged = {**file_values, **given}
     try:
         return RunConfig(**merged)
     except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                 for err in exc.errors()]
+        lines = [_explain(err, given, file_values, file_name) for err in exc.errors()]
         raise ValueError("invalid run configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _explain(err: dict[str, Any], given: dict[str, Any], file_values: dict[str, Any],
+             file_name: str | Path | None) -> str:
+    """One pydantic error -> `--flag: problem (got X)` or `key in FILE: problem`."""
+    loc = [str(p) for p in err["loc"]]
+    name = loc[0] if loc else None
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    where = file_name or "the config file"
+    if name is None:
+        return msg
+    if err.get("type") == "extra_forbidden":
+        return f"{name} in {where}: unknown setting (see `biomine run --help`)"
+    if name in given:
+        label = "INPUT" if name == "inputs" else "-o/--output" if name == "output" else (
+            "--" + name.replace("_", "-"))
+    elif name in file_values:
+        label = f"{'.'.join(loc)} in {where}"
+    elif err.get("type") == "missing":
+        flag = "INPUT (or --sample)" if name == "inputs" else "-o/--output" if name == "output" else (
+            "--" + name.replace("_", "-"))
+        return f"{flag} is required"
+    else:
+        label = ".".join(loc)
+    got = err.get("input")
+    shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    return f"{label}: {msg}{shown}"

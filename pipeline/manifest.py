@@ -1,11 +1,17 @@
-"""The run manifest (OUT/_manifest.json): config, models, versions, counts, errors, speed."""
+"""The run manifest (OUT/_manifest.json): config, models, versions, counts, errors, speed,
+cumulative totals of the output folder and one history entry per invocation."""
 from __future__ import annotations
 
 import json
 import logging
 import platform
+import socket
+import sys
+import time
 from importlib import metadata
 from typing import Any
+
+import pyarrow.fs as pafs
 
 from pipeline.config import RunConfig
 from pipeline.sink import open_output, write_text_atomic
@@ -38,7 +44,7 @@ def model_entry(model_id: str | None, demo: bool) -> dict[str, Any] | None:
 
 def run_manifest(config: RunConfig, run_id: str, status: str, files: list[str], counts: dict[str, int],
                  totals: dict[str, int], file_errors: list[dict], wall_s: float,
-                 failure: str | None = None) -> dict[str, Any]:
+                 failure: str | None = None, accounting: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything a user needs to audit or reproduce a run."""
     mined = totals.get("articles", 0)
     return {
@@ -52,6 +58,7 @@ def run_manifest(config: RunConfig, run_id: str, status: str, files: list[str], 
                      "pyarrow": _version("pyarrow"), "python": platform.python_version()},
         "inputs": {"files": len(files), "first": files[:1], "last": files[-1:]},
         "counts": {"index": counts, "written": totals, "file_errors": len(file_errors)},
+        "accounting": accounting,
         "errors": file_errors[:MAX_ERRORS_LISTED],
         "wall_s": round(wall_s, 3),
         "abstracts_per_s": round(mined / wall_s, 3) if wall_s > 0 else None,
@@ -63,3 +70,72 @@ def write_json(output: str, name: str, obj: Any) -> None:
     fs, base = open_output(output)
     fs.create_dir(base, recursive=True)
     write_text_atomic(fs, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", f"{base}/{name}")
+
+
+WRITTEN_KEYS = ("articles", "relations", "entities", "errors", "blocks")
+
+
+def read_manifest(output: str) -> dict[str, Any] | None:
+    """OUT/_manifest.json as written by an earlier invocation, or None."""
+    fs, base = open_output(output)
+    path = f"{base}/_manifest.json"
+    try:
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with fs.open_input_stream(path) as f:
+            return json.loads(f.read())
+    except (OSError, ValueError) as exc:  # unreadable: start a new history, say so
+        log.warning("%s: earlier manifest unreadable (%s); starting a new history", path, exc)
+        return None
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def invocation_entry(run_id: str, status: str, started: float, ended: float, written: dict[str, int],
+                     device: dict[str, Any], failure: str | None, pending: int) -> dict[str, Any]:
+    """One history entry: when, where, on what, what it did."""
+    mined = int(written.get("articles", 0))
+    did = ("nothing to do (all records already mined)" if status == "nothing to do"
+           else f"mined {mined} of {pending} pending articles")
+    wall = ended - started
+    return {"run_id": run_id, "started": _iso(started), "ended": _iso(ended), "wall_s": round(wall, 3),
+            "host": socket.gethostname(), "device": device, "argv": sys.argv[1:], "status": status,
+            "did": did, "failure": failure,
+            "written": {k: int(written.get(k, 0)) for k in WRITTEN_KEYS},
+            "abstracts_per_s": round(mined / wall, 3) if wall > 0 and mined else None}
+
+
+def _history(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not previous:
+        return []
+    if "history" in previous:
+        return list(previous["history"])
+    written = (previous.get("counts") or {}).get("written") or {}  # a manifest from before history
+    return [{"run_id": previous.get("run_id"), "status": previous.get("status"), "did": "(earlier run)",
+             "written": {k: int(written.get(k, 0)) for k in WRITTEN_KEYS},
+             "wall_s": previous.get("wall_s", 0.0)}]
+
+
+def with_history(previous: dict[str, Any] | None, current: dict[str, Any],
+                 entry: dict[str, Any]) -> dict[str, Any]:
+    """The manifest to write: totals over every invocation; a no-op rerun keeps the rest."""
+    history = _history(previous) + [entry]
+    totals = {k: sum(int((h.get("written") or {}).get(k, 0)) for h in history) for k in WRITTEN_KEYS}
+    worked = [h for h in history if h.get("status") != "nothing to do"]
+    wall = sum(float(h.get("wall_s") or 0.0) for h in worked)
+    if entry["status"] == "nothing to do" and previous and "config" in previous:
+        manifest = dict(previous)
+        manifest["accounting"] = current.get("accounting", previous.get("accounting"))
+        manifest["counts"] = {**previous.get("counts", {}), "index": current["counts"]["index"]}
+        if manifest.get("status") in ("failed", "interrupted") and current.get("accounting", {}).get("ok"):
+            manifest["status"], manifest["failure"] = "finished", None  # the rest was committed
+    else:
+        manifest = dict(current)
+        manifest["wall_s"] = round(wall, 3)
+        manifest["abstracts_per_s"] = round(totals["articles"] / wall, 3) if wall > 0 else None
+    manifest["counts"] = {**manifest.get("counts", {}), "written": totals, "this_invocation": entry["written"]}
+    manifest["totals"] = totals
+    manifest["history"] = history
+    return manifest

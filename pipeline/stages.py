@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
+from pipeline.accounting import fold_read_errors
 from pipeline.config import RunConfig
 from pipeline.outputs import ERROR_STRUCT, ENTITY_STRUCT, RELATION_STRUCT, error_row
 from pipeline.runtime import load_tasks
@@ -63,7 +64,7 @@ class TokenizeStage:
         self.re_task, self.ner_task = load_tasks(config)
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
-        table = as_table(batch)
+        table = fold_read_errors(as_table(batch))  # records the read could not parse keep their error
         require(table, self.requires, type(self).__name__)
         articles = table.select(["pmid", "version", "title", "abstract"]).to_pylist()
         errors = _errors(table)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import gzip
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -135,7 +134,7 @@ def _datasource_class() -> type:
     import pyarrow
     from ray.data.datasource import FileBasedDatasource
 
-    from pipeline.pubmed.xml import scan_records
+    from pipeline.pubmed.xml import decompressed, scan_records
     from pipeline.pubmed.schema import records_to_table
 
     class PubmedXmlDatasource(FileBasedDatasource):
@@ -167,8 +166,11 @@ def _datasource_class() -> type:
             return None
 
         def _read_stream(self, f: pyarrow.NativeFile, path: str) -> Iterator[pyarrow.Table]:
-            stream = gzip.GzipFile(fileobj=f, mode="rb") if path.endswith(".gz") else f
-            rows = (r for r in scan_records(stream, path) if r["record_type"] in self._keep)
+            stream = decompressed(f)  # by content, as the index and `biomine parse` do
+            # entity warnings are the index's to report (an error row here would be a 2nd row
+            # for the same record)
+            rows = (r for r in scan_records(stream, path, entity_errors=False)
+                    if r["record_type"] in self._keep)
             batch: list[dict[str, Any]] = []
             for rec in rows:
                 batch.append(rec)

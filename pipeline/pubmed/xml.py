@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
@@ -31,34 +32,96 @@ class PubmedParseError(ValueError):
     """A PubMed file or record could not be parsed (raised in strict mode)."""
 
 
+# an entity reference other than the five predefined ones or a character reference
+_ENTITY_REF = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);|#)")
+
+
 class _CountingReader:
-    """File-like wrapper that counts the decompressed bytes handed to the parser."""
+    """File-like wrapper that counts the decompressed bytes handed to the parser, and notes
+    whether any entity reference that the parser leaves unexpanded went by (cheap: one regex
+    per chunk; the per-record entity check runs only after one was seen)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
-        self.raw, self.count = raw, 0
+        self.raw, self.count, self.entities = raw, 0, False
 
     def read(self, n: int = -1) -> bytes:
         """Read up to n bytes and count them."""
         data = self.raw.read(n)
         self.count += len(data)
+        if not self.entities and b"&" in data and _ENTITY_REF.search(data):
+            self.entities = True
         return data
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Replay:
+    """A forward-only stream with its first bytes (already read to sniff them) put back."""
+
+    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
+        self.head, self.raw = head, raw
+
+    def read(self, n: int = -1) -> bytes:
+        """Read up to n bytes (all when n < 0), the sniffed head first."""
+        if not self.head:
+            return self.raw.read(n)
+        if n is None or n < 0:
+            data, self.head = self.head + self.raw.read(), b""
+            return data
+        data, self.head = self.head[:n], self.head[n:]
+        if len(data) < n:
+            data += self.raw.read(n - len(data))
+        return data
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        self.raw.close()
+
+    def __enter__(self) -> "_Replay":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Gunzip(gzip.GzipFile):
+    """GzipFile that also closes the stream it reads from."""
+
+    def close(self) -> None:
+        """Close the gzip reader, then the underlying stream."""
+        inner = self.fileobj
+        super().close()
+        if inner is not None:
+            inner.close()
+
+
+def decompressed(raw: IO[bytes]) -> IO[bytes]:
+    """A raw byte stream (seekable or not) as XML bytes: gunzipped when its content starts with
+    the gzip magic, whatever the file is named (mirrors rename and re-compress dumps)."""
+    head = b""
+    while len(head) < len(GZIP_MAGIC):
+        chunk = raw.read(len(GZIP_MAGIC) - len(head))
+        if not chunk:
+            break
+        head += chunk
+    stream: Any = _Replay(head, raw)
+    if head == GZIP_MAGIC:
+        return _Gunzip(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
 def open_xml(path: str) -> IO[bytes]:
-    """Open a local path or a URI (s3://, gs://, any pyarrow filesystem) as a binary stream,
-    gunzipped when it starts with the gzip magic bytes."""
+    """Open a local path or a URI (s3://, gs://, any pyarrow filesystem) as a binary XML stream,
+    gunzipped when its content starts with the gzip magic bytes (the name does not matter)."""
     if "://" in path:
         import pyarrow.fs as pafs
 
         fs, base = pafs.FileSystem.from_uri(path)
-        raw: Any = fs.open_input_file(base)  # random access: peek, then rewind
+        raw: Any = fs.open_input_stream(base)
     else:
         raw = open(path, "rb")
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    return decompressed(raw)
 
 
 def _children(el: etree._Element | None) -> dict[Any, etree._Element]:
@@ -193,7 +256,7 @@ def _error(source_file: str, file_seq: int | None, record_index: int, stage: str
            byte_offset: int | None = None, pmid: int | None = None) -> Record:
     """An error dict whose message names the file, the place and what was wrong."""
     if line is not None:
-        position = f"line {line}, column {column}"
+        position = f"line {line}" + (f", column {column}" if column is not None else "")
     elif byte_offset is not None:
         position = f"byte {byte_offset} of the XML"
     else:
@@ -204,15 +267,31 @@ def _error(source_file: str, file_seq: int | None, record_index: int, stage: str
             "message": f"{source_file}: {position} (record {record_index}): {what}"}
 
 
+def _pmid_of(el: etree._Element) -> tuple[str | None, int | None]:
+    """PMID text and number of a record element (None where absent or malformed)."""
+    citation = el if el.tag == "MedlineCitation" else el.find("MedlineCitation")
+    if citation is None and el.tag == "PubmedBookArticle":
+        citation = el.find("BookDocument")
+    text = None if citation is None else F.leaf_text(citation.find("PMID"))
+    return text, int(text) if text and text.isdigit() else None
+
+
 def scan_records(stream: IO[bytes], name: str, *, strict: bool = False,
-                 handler: Callable[..., list[Record]] = _full_rows) -> Iterator[Record]:
-    """Core loop over an open decompressed XML stream; `name` gives source_file/file_seq."""
+                 handler: Callable[..., list[Record]] = _full_rows,
+                 entity_errors: bool = True) -> Iterator[Record]:
+    """Core loop over an open decompressed XML stream; `name` gives source_file/file_seq.
+
+    Entities are never expanded (no DTD, nothing fetched): a record holding an entity
+    reference other than the predefined ones keeps its text without it, and (entity_errors)
+    gets an error row saying so, stage "entity".
+    """
     source_file = os.path.basename(name)
     file_seq = file_seq_of(source_file)
     reader = _CountingReader(stream)
     ctx = etree.iterparse(reader, events=("end",), tag=RECORD_TAGS, huge_tree=True,
                           resolve_entities=False, load_dtd=False, no_network=True)
     position = 0
+    last_line: int | None = None
 
     def fail(err: Record, exc: BaseException | None = None) -> Record:
         if strict:
@@ -227,6 +306,11 @@ def scan_records(stream: IO[bytes], name: str, *, strict: bool = False,
         except _STREAM_ERRORS as exc:  # the file broke here: keep what was read, report once
             line, column = getattr(exc, "position", (None, None))
             what = f"{type(exc).__name__}: {exc}"
+            if line is not None and last_line is not None and line < last_line:
+                # libxml2 counts lines inside an entity's replacement text (an entity bomb,
+                # say): name the real place, the record after the last one read
+                what += f" (inside an entity's text, in the record after the one at line {last_line})"
+                line, column = last_line, None
             yield fail(_error(source_file, file_seq, position, "xml", what, line=line,
                               column=column, byte_offset=reader.count), exc)
             return
@@ -239,15 +323,23 @@ def scan_records(stream: IO[bytes], name: str, *, strict: bool = False,
                 if isinstance(stray.tag, str) and stray.tag not in RECORD_TAGS:
                     yield fail(_unexpected(source_file, file_seq, position, stray))
                 del parent[0]
+        last_line = el.sourceline
         try:
             yield from handler(el, source_file, file_seq, position)
         except Exception as exc:  # noqa: BLE001 - one bad record becomes an error row, run goes on
-            citation = el if el.tag == "MedlineCitation" else el.find("MedlineCitation")
-            pmid_text = None if citation is None else F.leaf_text(citation.find("PMID"))
-            pmid = int(pmid_text) if pmid_text and pmid_text.isdigit() else None
+            pmid_text, pmid = _pmid_of(el)
             yield fail(_error(source_file, file_seq, position, "record",
                               f"<{el.tag}> PMID {pmid_text}: {type(exc).__name__}: {exc}",
                               line=el.sourceline, column=0, pmid=pmid), exc)
+        else:
+            if entity_errors and reader.entities:
+                names = sorted({f"&{e.name};" for e in el.iter(etree.Entity)})
+                if names:
+                    pmid_text, pmid = _pmid_of(el)
+                    yield fail(_error(source_file, file_seq, position, "entity",
+                                      f"<{el.tag}> PMID {pmid_text}: entity reference(s) {', '.join(names)} "
+                                      "not expanded (entities are never loaded); dropped from the text",
+                                      line=el.sourceline, column=0, pmid=pmid))
         position += 1
         el.clear(keep_tail=True)  # deleted from its parent when the next record ends
     root = ctx.root

@@ -32,7 +32,7 @@ def test_parse_bad_file_error_row_and_strict(tmp_path, data_dir, capsys):
     bad = tmp_path / "pubmed26n0003.xml.gz"
     bad.write_bytes(raw[: len(raw) // 2])
     out = tmp_path / "out"
-    assert main(["parse", str(bad), "-o", str(out)]) == 0
+    assert main(["parse", str(bad), "-o", str(out)]) == 3  # finished with errors
     errors = pq.read_table(out / "errors" / "pubmed26n0003.parquet")
     assert errors.schema == ERROR_SCHEMA and errors.num_rows == 1
     message = errors["message"][0].as_py()

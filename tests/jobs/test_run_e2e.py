@@ -94,8 +94,8 @@ def test_sample_end_to_end(ray_cluster, tmp_path):
     assert saved["versions"]["ray"] and saved["versions"]["torch"]
     # a rerun of a finished run does no model work
     again = run(config(inputs, out))
-    assert again["status"] == "nothing to do"
-    assert again["counts"]["index"]["pending"] == 0
+    assert again["history"][-1]["status"] == "nothing to do" and again["status"] == "finished"
+    assert again["counts"]["index"]["pending"] == 0 and again["totals"] == saved["totals"]
     assert table(out, "articles").num_rows == len(want)
 
 

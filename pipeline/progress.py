@@ -1,0 +1,126 @@
+"""biomine's own progress line: articles mined / to mine, rate, ETA, errors so far.
+
+It follows the commit markers the sink writes (`OUT/_commits/KEY.json`, one per committed block,
+holding its row count and `n_*` counters), reading each new marker once from a background
+thread, so it needs no hook in the Ray pipeline and its final count is exact (it also tells a
+failed or interrupted invocation how much it committed).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from typing import IO
+
+import pyarrow.fs as pafs
+
+log = logging.getLogger(__name__)
+
+COMMITS = "_commits"
+COUNTERS = {"relations": "n_relations", "entities": "n_entities", "errors": "n_errors"}
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Counts blocks committed into an output folder since `start()`; optionally shows a line."""
+
+    def __init__(self, output: str, to_mine: int, *, show: bool = True, stream: IO[str] | None = None,
+                 interval_s: float | None = None) -> None:
+        from pipeline.sink import open_output
+
+        self.fs, base = open_output(output)
+        self.folder = f"{base}/{COMMITS}"
+        self.to_mine = to_mine
+        self.show = show
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval_s = interval_s or (1.0 if isinstance(self.fs, pafs.LocalFileSystem) else 10.0)
+        self.counts = {"articles": 0, "relations": 0, "entities": 0, "errors": 0, "blocks": 0}
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+        self._last_log = 0.0
+
+    @property
+    def started(self) -> bool:
+        """True once start() ran (stop() then reads the last markers)."""
+        return self._thread is not None
+
+    def _list(self) -> list[pafs.FileInfo]:
+        infos = self.fs.get_file_info(pafs.FileSelector(self.folder, allow_not_found=True))
+        return [i for i in infos if i.base_name.endswith(".json")]
+
+    def start(self) -> "Progress":
+        """Mark the blocks already committed as seen, then follow new ones in the background."""
+        self._seen = {i.path for i in self._list()}
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="biomine-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def poll(self) -> dict[str, int]:
+        """Read markers committed since the last poll; return the counts so far."""
+        with self._lock:
+            for info in self._list():
+                if info.path in self._seen:
+                    continue
+                try:
+                    with self.fs.open_input_stream(info.path) as f:
+                        marker = json.loads(f.read())
+                except (OSError, ValueError) as exc:  # a marker mid-rename: read it next time
+                    log.debug("progress: %s not readable yet (%s)", info.path, exc)
+                    continue
+                self._seen.add(info.path)
+                extra = marker.get("counts") or {}
+                self.counts["articles"] += int(marker.get("rows", 0))
+                self.counts["blocks"] += 1
+                for name, key in COUNTERS.items():
+                    self.counts[name] += int(extra.get(key, 0))
+            return dict(self.counts)
+
+    def line(self) -> str:
+        """`mined 1,200/30,000 articles  41.2/s  ETA 0:11:39  errors 3`."""
+        done, elapsed = self.counts["articles"], max(time.monotonic() - self._started, 1e-6)
+        rate = done / elapsed
+        eta = _clock((self.to_mine - done) / rate) if rate > 0 and done < self.to_mine else "--:--"
+        pct = f" ({100 * done / self.to_mine:.0f}%)" if self.to_mine else ""
+        return (f"mined {done:,}/{self.to_mine:,} articles{pct}  {rate:.1f}/s  ETA {eta}  "
+                f"errors {self.counts['errors']:,}  [{_clock(elapsed)}]")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.poll()
+            except OSError as exc:  # listing failed (object store hiccup): try again next tick
+                log.debug("progress poll failed: %s", exc)
+                continue
+            self._render()
+
+    def _render(self) -> None:
+        if not self.show:
+            return
+        if self.tty:
+            self.stream.write("\r" + self.line() + "\x1b[K")
+            self.stream.flush()
+        elif time.monotonic() - self._last_log >= 30:
+            self._last_log = time.monotonic()
+            log.info("%s", self.line())
+
+    def stop(self) -> dict[str, int]:
+        """Stop following, read the last markers; returns the exact counts of this invocation."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        counts = self.poll()
+        if self.show and self.tty:
+            self.stream.write("\r" + self.line() + "\x1b[K\n")
+            self.stream.flush()
+        return counts
