@@ -163,7 +163,7 @@ def run(config: RunConfig) -> dict:
     log.info("%d files: %d records, %d deletions -> %d latest; %d already done, %d to mine",
              len(files), counts["records"], counts["deletions"], counts["latest"], counts["done"],
              counts["pending"])
-    sink = ResultSink(config.output, OUTPUT_TABLES, run_id)
+    sink = ResultSink(config.output, OUTPUT_TABLES, run_id, config.rows_per_file)
     status = "nothing to do"
     failure: str | None = None
     try:
