@@ -81,15 +81,61 @@ def synthesize(folder: Path, n: int) -> list[str]:
     return files
 
 
+def synthetic_index(n: int):  # noqa: ANN201
+    """The driver index (COMPACT_SCHEMA) that indexing synthesize(n)'s files gives, built
+    directly in numpy: for sizes whose XML would take hours to write and parse on this box."""
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.index_cache import COMPACT_SCHEMA, RECORD_TYPES
+
+    pmids = np.arange(FIRST_PMID, FIRST_PMID + n, dtype=np.int64)
+    revised = pmids[pmids % REVISE == 0]
+    deleted = pmids[pmids % DELETE == 7]
+    seq = [np.repeat(np.arange(-(-n // PER_FILE), dtype=np.int32), PER_FILE)[:n]]
+    pos = [(np.arange(n) % PER_FILE).astype(np.int32)]
+    ids, kinds = [pmids], [np.zeros(n, np.int8)]
+    n_updates = max(1, -(-len(revised) // PER_FILE))
+    for k in range(n_updates):
+        rev, dele = revised[k::n_updates], deleted[k::n_updates]
+        file_seq = -(-n // PER_FILE) + k
+        ids += [rev, dele]
+        seq += [np.full(len(rev) + len(dele), file_seq, np.int32)]
+        pos += [np.arange(len(rev), dtype=np.int32), np.full(len(dele), len(rev), np.int32)]
+        kinds += [np.zeros(len(rev), np.int8), np.ones(len(dele), np.int8)]
+    ids_all = np.concatenate(ids)
+    return pa.table({
+        "pmid": ids_all, "version": pa.array(np.ones(len(ids_all), np.int32)),
+        "file_seq": np.concatenate(seq), "position": np.concatenate(pos),
+        "record_type": pa.DictionaryArray.from_arrays(pa.array(np.concatenate(kinds)), RECORD_TYPES),
+    }, schema=COMPACT_SCHEMA)
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (MiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (MiB)."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(x.split()[1]) for x in status if x.startswith("VmRSS:")) / 1024
 
 
 def timed(fn, *args, **kw):  # noqa: ANN001, ANN202
     t = time.perf_counter()
     out = fn(*args, **kw)
     return out, time.perf_counter() - t
+
+
+def peaked(fn, *args, **kw):  # noqa: ANN001, ANN202
+    """(result, seconds, MiB of RSS the call added at its peak): VmHWM reset via clear_refs."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = rss_mb()
+    out, secs = timed(fn, *args, **kw)
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(int(x.split()[1]) for x in status if x.startswith("VmHWM:")) / 1024
+    return out, secs, peak - before
 
 
 def fake_commits(output: str, pmids, rows_per_file: int) -> None:  # noqa: ANN001
@@ -105,8 +151,9 @@ def fake_commits(output: str, pmids, rows_per_file: int) -> None:  # noqa: ANN00
         sink.write([pa.table({"pmid": pmids.slice(start, rows_per_file)})], None)
 
 
-def plan_phases(n: int, workdir: Path) -> dict:
-    """Every planning phase at size n, in this (fresh) process."""
+def plan_phases(n: int, workdir: Path, xml_max: int) -> dict:
+    """Every planning phase at size n, in this (fresh) process. Up to xml_max records the index
+    comes from real gzip XML files (cold, then cached); above, from synthetic_index(n)."""
     import numpy as np
     import pyarrow as pa
     import ray
@@ -116,27 +163,42 @@ def plan_phases(n: int, workdir: Path) -> dict:
     from pipeline.pubmed.read import keep_positions_handler
     from pipeline.sink import recover
 
-    files = synthesize(workdir / f"in-{n}", n)
     out = workdir / f"plan-{n}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    res: dict = {"n": n, "files": len(files)}
-    (index, errors, stats), res["index_cold_s"] = timed(index_files, ray, files, str(out))
-    assert not errors and stats.scanned == len(files), (errors, stats)
-    (index, _, stats), res["index_cached_s"] = timed(index_files, ray, files, str(out))
-    assert stats.cached == len(files)
+    warm = synthetic_index(2 * PER_FILE)  # load every kernel once: the RSS baseline is warm
+    fake_commits(str(out / "warm"), select_pending(warm, pa.array([], pa.int64()), None)[0]
+                 .column("pmid").combine_chunks(), 10_000)
+    select_pending(warm, recover(str(out / "warm"), ["articles"]), None)
+    del warm
+    res: dict = {"n": n, "index_source": "xml" if n <= xml_max else "synthetic (numpy, same rows)"}
+    if n <= xml_max:
+        files = synthesize(workdir / f"in-{n}", n)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        (index, errors, stats), res["index_cold_s"] = timed(index_files, ray, files, str(out))
+        assert not errors and stats.scanned == len(files), (errors, stats)
+        (index, _, stats), res["index_cached_s"] = timed(index_files, ray, files, str(out))
+        assert stats.cached == len(files)
+        assert index.equals(synthetic_index(n)), "synthetic_index disagrees with the XML index"
+    else:
+        index = synthetic_index(n)
+        files = [f"pubmed26n{i + 1:04d}.xml.gz" for i in range(int(index["file_seq"][-1].as_py()) + 1)]
+    res["files"] = len(files)
     res["records"] = index.num_rows
     res["driver_index_bytes_per_record"] = round(index.nbytes / index.num_rows, 1)
     empty = pa.array([], pa.int64())
-    (pending, counts), res["resolve_s"] = timed(select_pending, index, empty, None)
+    (pending, counts), res["resolve_s"], extra = peaked(select_pending, index, empty, None)
+    res["resolve_peak_extra_bytes_per_record"] = round(extra * 2**20 / n, 1)
     res["counts"] = counts
     res["driver_pending_bytes_per_record"] = round(pending.nbytes / pending.num_rows, 1)
-    keep, res["keep_lists_s"] = timed(keep_lists, files, pending)
+    keep, res["keep_lists_s"], extra = peaked(keep_lists, files, pending)
+    res["keep_lists_peak_extra_bytes_per_record"] = round(extra * 2**20 / n, 1)
     _, res["recover_empty_s"] = timed(recover, str(out), ["articles"])
     fake_commits(str(out / "full"), pending.column("pmid").combine_chunks(), 100_000)
-    done, res["recover_full_s"] = timed(recover, str(out / "full"), ["articles"])
+    done, res["recover_full_s"], extra = peaked(recover, str(out / "full"), ["articles"])
+    res["recover_full_peak_extra_bytes_per_record"] = round(extra * 2**20 / n, 1)
     assert len(done) == pending.num_rows
-    (_, after), res["resolve_with_done_s"] = timed(select_pending, index, done, None)
+    (_, after), res["resolve_with_done_s"], extra = peaked(select_pending, index, done, None)
+    res["resolve_with_done_peak_extra_bytes_per_record"] = round(extra * 2**20 / n, 1)
     assert after["pending"] == 0
     # selection per 256-record batch: inside the read task, one mask lookup per record
     positions = next(iter(keep.values()))
@@ -156,10 +218,13 @@ def plan_phases(n: int, workdir: Path) -> dict:
     res["old_select_stage_per_batch_us"] = round((time.perf_counter() - t) / 5 * 1e6, 1)
     res["driver_peak_rss_mb"] = round(peak_rss_mb(), 1)
     res["arrow_peak_mb"] = round(pa.default_memory_pool().max_memory() / 2**20, 1)
-    for key in ("index_cold_s", "index_cached_s", "resolve_s", "keep_lists_s", "recover_full_s"):
-        res[key.replace("_s", "_us_per_record")] = round(res[key] / n * 1e6, 3)
-        res[key] = round(res[key], 3)
-    ray.shutdown()
+    for key in ("index_cold_s", "index_cached_s", "resolve_s", "keep_lists_s", "recover_empty_s",
+                "recover_full_s", "resolve_with_done_s"):
+        if key in res:
+            res[key.replace("_s", "_us_per_record")] = round(res[key] / n * 1e6, 3)
+            res[key] = round(res[key], 4)
+    if ray.is_initialized():
+        ray.shutdown()
     return res
 
 
@@ -272,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--run-sizes", default="10000,100000")
+    ap.add_argument("--xml-max", type=int, default=100_000,
+                    help="largest size indexed from real XML files (above: synthetic index)")
     ap.add_argument("--kill-size", type=int, default=10000, help="size of the kill/restart run (0: skip)")
     ap.add_argument("--workdir", default="/tmp/biomine-scale")
     ap.add_argument("-o", "--output", help="also write the JSON here")
@@ -280,17 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     workdir = Path(args.workdir)
     if args.phase == "plan":
-        print(json.dumps(plan_phases(args.n, workdir)))
+        print(json.dumps(plan_phases(args.n, workdir, args.xml_max)))
         return 0
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     result: dict = {"box": {"cpus": os.cpu_count(), "python": platform.python_version(),
                             "load_avg_at_start": os.getloadavg()}, "plan": [], "run": [], "kill": None}
     for n in [int(s) for s in args.sizes.split(",") if s]:
-        t = time.perf_counter()
-        synthesize(workdir / f"in-{n}", n)
-        print(f"synthesized {n} records in {time.perf_counter() - t:.0f}s", file=sys.stderr)
+        if n <= args.xml_max:
+            t = time.perf_counter()
+            synthesize(workdir / f"in-{n}", n)
+            print(f"synthesized {n} records in {time.perf_counter() - t:.0f}s", file=sys.stderr)
         proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--phase", "plan", "--n", str(n),
-                               "--workdir", str(workdir)], capture_output=True, text=True, env=env)
+                               "--workdir", str(workdir), "--xml-max", str(args.xml_max)],
+                              capture_output=True, text=True, env=env)
         if proc.returncode:
             raise RuntimeError(proc.stderr[-3000:])
         result["plan"].append(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -69,26 +69,19 @@ def index_files(ray: Any, files: list[str], output: str | None = None) -> tuple[
 
 
 def select_pending(index: pa.Table | None, done: pa.Array, limit: int | None) -> tuple[pa.Table, dict]:
-    """Latest record per PMID (deleted ones removed), first `limit`, minus committed PMIDs."""
-    from pipeline.pubmed.updates import resolve_updates
+    """Latest record per PMID (deleted ones removed), first `limit`, minus committed PMIDs;
+    resolved per PMID partition in bounded memory (pipeline/selection.py)."""
+    from pipeline.selection import latest_records
 
     empty = pa.table({"pmid": pa.array([], pa.int64()), "file_seq": pa.array([], pa.int32()),
-                      "position": pa.array([], pa.int64())})
+                      "position": pa.array([], pa.int32())})
     if index is None or index.num_rows == 0:
         return empty, {"records": 0, "deletions": 0, "latest": 0, "done": 0, "pending": 0}
-    winners = resolve_updates(index)
-    # one row per PMID: the highest version, then the latest occurrence
-    order = pc.sort_indices(winners, [("pmid", "ascending"), ("version", "descending"),
-                                      ("file_seq", "descending"), ("position", "descending")])
-    winners = winners.take(order)
-    pmids = winners.column("pmid").to_numpy()
-    first = np.ones(len(pmids), dtype=bool)
-    first[1:] = pmids[1:] != pmids[:-1]
-    latest = winners.filter(pa.array(first))
-    latest = latest.take(pc.sort_indices(latest, [("file_seq", "ascending"), ("position", "ascending")]))
+    latest = latest_records(index, done)
     if limit is not None:
         latest = latest.slice(0, limit)
-    pending = latest.filter(pc.invert(pc.is_in(latest.column("pmid"), value_set=done)))
+    is_done = latest.column("done")
+    pending = latest.filter(pc.invert(is_done))
     kinds = index.column("record_type")
     counts = {"records": int(pc.sum(pc.equal(kinds, "article")).as_py() or 0),
               "deletions": int(pc.sum(pc.equal(kinds, "deletion")).as_py() or 0),

@@ -118,3 +118,13 @@ def test_read_pubmed_filters_inside_the_read_task(ray_cluster, inputs):
     assert sorted((r["source_file"], r["position"]) for r in rows) == [
         ("pubmed26n1334.xml.gz", 0), ("pubmed26n1334.xml.gz", 5), ("pubmed26n1334.xml.gz", 29),
         ("pubmed26n1336.xml.gz", 1)]
+
+
+def test_partitioned_resolution_equals_one_partition(inputs, monkeypatch):
+    index = driver_index(inputs)
+    done = pa.array([pmid_of(a) for a in articles_of(Path(str(SAMPLE / "pubmed26n1334.xml.gz")))][::4])
+    whole = select_pending(index, done, 50)
+    monkeypatch.setattr("pipeline.selection.PARTITION_ROWS", 7)  # ~10 PMID partitions
+    parts = select_pending(index, done, 50)
+    assert parts[1] == whole[1] and parts[0].equals(whole[0])
+    assert whole[1]["done"] > 0 and whole[1]["latest"] == 50
