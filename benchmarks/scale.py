@@ -228,19 +228,36 @@ def plan_phases(n: int, workdir: Path, xml_max: int) -> dict:
     return res
 
 
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process."""
+    out = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                out[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
 def _rss_watch(pid: int, stop: threading.Event, peaks: dict) -> None:
-    """Poll /proc: peak RSS (MiB) of the driver `pid` and of every Ray worker, by process title."""
+    """Poll /proc: peak RSS (MiB) of the driver `pid` and of each Ray process it started (its
+    descendants: the local Ray's raylet and workers), by process title."""
     while not stop.is_set():
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
+        parents = _parents()
+        for child in parents:
+            up, seen = child, 0
+            while up not in (pid, 0, 1) and up in parents and seen < 50:
+                up, seen = parents[up], seen + 1
+            if up != pid:
                 continue
             try:
-                title = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-                rss = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
-                           if line.startswith("VmRSS:")) / 1024
+                title = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                rss = next(int(line.split()[1]) for line in Path(f"/proc/{child}/status").read_text()
+                           .splitlines() if line.startswith("VmRSS:")) / 1024
             except (OSError, StopIteration, ValueError):
                 continue
-            name = "driver" if int(proc.name) == pid else title
+            name = "driver" if child == pid else title
             if name == "driver" or name.startswith("ray::"):
                 peaks[name] = max(peaks.get(name, 0.0), round(rss, 1))
         stop.wait(1.0)
@@ -370,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.kill_size:
         result["kill"] = kill_and_restart(args.kill_size, workdir, max(1000, args.kill_size // 10))
     result["box"]["load_avg_at_end"] = os.getloadavg()
+    if args.output and Path(args.output).exists():  # keep the parts this invocation did not run
+        old = json.loads(Path(args.output).read_text())
+        kept = [part for part in ("plan", "run", "kill") if not result[part] and old.get(part)]
+        for part in kept:
+            result[part] = old[part]
+        if kept:
+            result["box_of_kept_parts"] = old.get("box_of_kept_parts", old["box"])
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
