@@ -263,6 +263,9 @@ def recover(output: str, table_names: list[str], delete: bool = True) -> pa.Arra
         return pa.array([], pa.int64())
     commits = fs.get_file_info(pafs.FileSelector(f"{base}/{COMMITS}", allow_not_found=True))
     logs = sorted(i.path for i in commits if i.base_name.endswith(".parquet"))
+    if any(i.base_name.endswith(".json") for i in commits):  # never delete another layout's data
+        raise ValueError(f"{output} was written by an older biomine (one _commits/*.json marker "
+                         f"per block); finish it with that version or use a new output folder")
     keys = {os.path.basename(p)[: -len(".parquet")] for p in logs}
     if delete:
         _remove_uncommitted(fs, base, table_names, keys)

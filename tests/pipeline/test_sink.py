@@ -159,3 +159,13 @@ def test_kill_9_during_a_multi_file_group_is_exactly_once(tmp_path):
     assert sorted(read_all(tmp_path, "articles").column("pmid").to_pylist()) == [1, 2, 4, 5]
     assert sorted(recover(str(tmp_path), ["articles", "relations"]).to_pylist()) == [1, 2, 4, 5]
     assert sorted(r["pmid"] for r in read_all(tmp_path, "relations").to_pylist()) == [1, 2, 2, 4, 5, 5]
+
+
+def test_recover_refuses_an_older_layout_without_deleting(tmp_path):
+    (tmp_path / COMMITS).mkdir()
+    (tmp_path / COMMITS / "abc.json").write_text("{}")
+    (tmp_path / "articles").mkdir()
+    (tmp_path / "articles" / "part-abc.parquet").write_bytes(b"data")
+    with pytest.raises(ValueError, match="older biomine"):
+        recover(str(tmp_path), ["articles"])
+    assert (tmp_path / "articles" / "part-abc.parquet").exists()
