@@ -83,6 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML/TOML/JSON file with RunConfig settings (flags override)")
     p.add_argument("--strict", action="store_true",
                    help="any file or record error fails the run (exit 1) instead of exit 3")
+    p.add_argument("--rows-per-file", type=int, help="articles per output Parquet file (default 100000)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (files, records, done, to mine, output size) and exit")
     add_mining_options(p)
     p.set_defaults(func=handle)
 
@@ -99,9 +102,15 @@ def handle(args: argparse.Namespace) -> int:
 
     file_values = load_config_file(args.config) if args.config else {}
     inputs = list(args.inputs) + (sample_inputs() if args.sample else [])
-    cli = {"inputs": inputs or None, "output": args.output, **mining_values(args)}
+    cli = {"inputs": inputs or None, "output": args.output, "rows_per_file": args.rows_per_file,
+           **mining_values(args)}
     config = build_config(file_values, cli, file_name=args.config)
     check_run(config, expand_inputs(config.inputs))  # fast: before Ray is even imported
+    if args.dry_run:
+        from pipeline.plan import format_plan, plan
+
+        print(format_plan(plan(config)))
+        return 0
 
     from pipeline.build import run
     from jobs.run_summary import print_summary

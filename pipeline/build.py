@@ -5,7 +5,8 @@ Plan (driver side):
 2. resolve NLM update semantics over the files in NLM order: one record per PMID (highest
    version, last occurrence), minus PMIDs deleted afterwards;
 3. `recover()` the output folder: committed blocks are done, uncommitted files are dropped;
-4. stream only the pending records: read (one task per file) -> select -> tokenize (CPU actors)
+4. stream only the pending records: read (one task per file, given only that file's sorted
+   keep positions; other records are skipped unparsed) -> tokenize (CPU actors)
    -> generate/tag (GPU actors) -> postprocess (CPU actors) -> ResultSink (atomic commits).
 A rerun of a finished run stops after step 3 without starting any model.
 """
@@ -34,7 +35,7 @@ from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
 from pipeline.sink import ResultSink, open_output, recover, write_table_atomic, write_text_atomic
-from pipeline.stages import PostprocessStage, SelectStage, TokenizeStage, record_keys
+from pipeline.stages import PostprocessStage, TokenizeStage
 
 log = logging.getLogger(__name__)
 
@@ -86,62 +87,46 @@ def _stderr_silenced(enabled: bool) -> Iterator[None]:
         os.close(saved)
 
 
-def index_files(ray: Any, files: list[str]) -> tuple[pa.Table | None, list[dict]]:
-    """Index every file in parallel (one task each); damaged files give error rows."""
+def index_files(ray: Any, files: list[str], output: str | None = None) -> tuple[pa.Table | None, list[dict]]:
+    """Index every file (one task each, or its cached index in OUT/_index/); damaged files give
+    error rows. File ranks in `files` (NLM order) are the update order (file_seq)."""
+    from pipeline.index_cache import index_files as cached_index
 
-    @ray.remote(num_cpus=0.5, max_retries=1)
-    def scan(path: str) -> tuple[pa.Table, list[dict]]:
-        from pipeline.pubmed.xml import iter_index
-        from pipeline.pubmed.schema import INDEX_SCHEMA
-
-        rows, errors = [], []
-        try:
-            for r in iter_index(path):
-                (errors if r["record_type"] == "error" else rows).append(r)
-        except Exception as exc:  # unreadable file: reported, the other files go on
-            errors.append({"source_file": os.path.basename(path), "stage": "index",
-                           "message": f"{os.path.basename(path)}: {type(exc).__name__}: {exc}"})
-        table = pa.Table.from_pydict({n: [r.get(n) for r in rows] for n in INDEX_SCHEMA.names},
-                                     schema=INDEX_SCHEMA)
-        return table, errors
-
-    tables, errors = [], []
-    for file_id, (table, errs) in enumerate(ray.get([scan.remote(p) for p in files])):
-        errors.extend(errs)
-        # files are already in NLM order: their rank is the update order (names need no number)
-        tables.append(table.set_column(table.column_names.index("file_seq"), "file_seq",
-                                       pa.array(np.full(table.num_rows, file_id, np.int32))))
-    index = pa.concat_tables(tables) if tables else None
+    index, errors, _ = cached_index(ray, files, output)
     return index, errors
 
 
 def select_pending(index: pa.Table | None, done: pa.Array, limit: int | None) -> tuple[pa.Table, dict]:
-    """Latest record per PMID (deleted ones removed), first `limit`, minus committed PMIDs."""
-    from pipeline.pubmed.updates import resolve_updates
+    """Latest record per PMID (deleted ones removed), first `limit`, minus committed PMIDs;
+    resolved per PMID partition in bounded memory (pipeline/selection.py)."""
+    from pipeline.selection import latest_records
 
     empty = pa.table({"pmid": pa.array([], pa.int64()), "file_seq": pa.array([], pa.int32()),
-                      "position": pa.array([], pa.int64())})
+                      "position": pa.array([], pa.int32())})
     if index is None or index.num_rows == 0:
         return empty, {"records": 0, "deletions": 0, "latest": 0, "done": 0, "pending": 0}
-    winners = resolve_updates(index)
-    # one row per PMID: the highest version, then the latest occurrence
-    order = pc.sort_indices(winners, [("pmid", "ascending"), ("version", "descending"),
-                                      ("file_seq", "descending"), ("position", "descending")])
-    winners = winners.take(order)
-    pmids = winners.column("pmid").to_numpy()
-    first = np.ones(len(pmids), dtype=bool)
-    first[1:] = pmids[1:] != pmids[:-1]
-    latest = winners.filter(pa.array(first))
-    latest = latest.take(pc.sort_indices(latest, [("file_seq", "ascending"), ("position", "ascending")]))
+    latest = latest_records(index, done)
     if limit is not None:
         latest = latest.slice(0, limit)
-    pending = latest.filter(pc.invert(pc.is_in(latest.column("pmid"), value_set=done)))
+    is_done = latest.column("done")
+    pending = latest.filter(pc.invert(is_done))
     kinds = index.column("record_type")
     counts = {"records": int(pc.sum(pc.equal(kinds, "article")).as_py() or 0),
               "deletions": int(pc.sum(pc.equal(kinds, "deletion")).as_py() or 0),
               "latest": latest.num_rows, "done": latest.num_rows - pending.num_rows,
               "pending": pending.num_rows}
     return pending.select(["pmid", "file_seq", "position"]), counts
+
+
+def keep_lists(files: list[str], pending: pa.Table) -> dict[str, np.ndarray]:
+    """Pending records grouped per input file: file name -> sorted record positions (int32)."""
+    seq = pending.column("file_seq").to_numpy()
+    pos = pending.column("position").to_numpy().astype(np.int32)
+    order = np.lexsort((pos, seq))
+    seq, pos = seq[order], pos[order]
+    ids, starts = np.unique(seq, return_index=True)
+    bounds = list(starts[1:]) + [len(seq)]
+    return {os.path.basename(files[int(i)]): pos[s:e] for i, s, e in zip(ids, starts, bounds)}
 
 
 def _cpu_share(ray: Any) -> float:
@@ -155,19 +140,17 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
     from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage
     from pipeline.pubmed.read import read_pubmed
 
-    file_ids = {os.path.basename(f): i for i, f in enumerate(files)}
-    needed = sorted(set(pending.column("file_seq").to_pylist()))
-    keys = record_keys(pending.column("file_seq").to_numpy(), pending.column("position").to_numpy())
+    keep = keep_lists(files, pending)
     cpu = _cpu_share(ray)
     gpus_total = int(ray.cluster_resources().get("GPU", 0))
     gpu_actors = config.gpus if config.gpus is not None else gpus_total
     cpu_actors = config.cpu_actors or max(2, 2 * gpu_actors)
-    ds = read_pubmed([files[i] for i in needed], num_cpus=cpu, kinds=("articles", "errors"),
-                     columns=MINING_COLUMNS + READ_ERROR_COLUMNS)  # read errors: folded, counted
+    # each read task gets only its own file's keep-list and parses nothing else; read errors
+    # of kept records come along (folded into their article row, counted)
+    ds = read_pubmed([f for f in files if os.path.basename(f) in keep], num_cpus=cpu,
+                     kinds=("articles", "errors"), columns=MINING_COLUMNS + READ_ERROR_COLUMNS,
+                     keep=keep)
     pool = ray.data.ActorPoolStrategy
-    ds = ds.map_batches(SelectStage, fn_constructor_kwargs={"keys": keys, "file_ids": file_ids},
-                        batch_size=config.cpu_batch_size, batch_format="pyarrow",
-                        compute=pool(size=1), num_cpus=cpu)
     ds = ds.map_batches(TokenizeStage, fn_constructor_kwargs={"config": config},
                         batch_size=config.cpu_batch_size, batch_format="pyarrow",
                         compute=pool(min_size=1, max_size=cpu_actors), num_cpus=cpu)
@@ -214,7 +197,7 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
     try:
         ray = start_ray(config)
         done = recover(config.output, TABLE_NAMES)
-        index, file_errors = index_files(ray, files)
+        index, file_errors = index_files(ray, files, config.output)
         _write_file_errors(config.output, file_errors)
         pending, counts = select_pending(index, done, config.limit)
         log.info("%d files: %d records, %d deletions -> %d latest; %d already done, %d to mine",
@@ -225,7 +208,7 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
                              f"first error: {file_errors[0]['message']}")
         if strict and file_errors:
             raise ValueError(f"--strict: {len(file_errors)} file error(s); first: {file_errors[0]['message']}")
-        sink = ResultSink(config.output, OUTPUT_TABLES, run_id)
+        sink = ResultSink(config.output, OUTPUT_TABLES, run_id, config.rows_per_file)
         progress = Progress(config.output, counts["pending"], show=config.progress)
         status = "nothing to do"
         if pending.num_rows:
@@ -307,7 +290,7 @@ def _run_lock_exists(output: str) -> bool:
 def _has_commits(output: str) -> bool:
     fs, base = open_output(output)
     infos = fs.get_file_info(pafs.FileSelector(f"{base}/_commits", allow_not_found=True))
-    return any(i.base_name.endswith(".json") for i in infos)
+    return any(i.base_name.endswith(".parquet") for i in infos)
 
 
 def _remove_run_lock(output: str) -> None:

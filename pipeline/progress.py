@@ -1,7 +1,7 @@
 """biomine's own progress line: articles mined / to mine, rate, ETA, errors so far.
 
-It follows the commit markers the sink writes (`OUT/_commits/KEY.json`, one per committed block,
-holding its row count and `n_*` counters), reading each new marker once from a background
+It follows the commit log the sink writes (`OUT/_commits/KEY.parquet`, one per committed
+file-group, its row count and `n_*` counters in the file's metadata), reading each new marker once from a background
 thread, so it needs no hook in the Ray pipeline and its final count is exact (it also tells a
 failed or interrupted invocation how much it committed).
 """
@@ -15,6 +15,9 @@ import time
 from typing import IO
 
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from pipeline.sink import META_KEY
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class Progress:
 
     def _list(self) -> list[pafs.FileInfo]:
         infos = self.fs.get_file_info(pafs.FileSelector(self.folder, allow_not_found=True))
-        return [i for i in infos if i.base_name.endswith(".json")]
+        return [i for i in infos if i.base_name.endswith(".parquet")]
 
     def start(self) -> "Progress":
         """Mark the blocks already committed as seen, then follow new ones in the background."""
@@ -73,9 +76,9 @@ class Progress:
                 if info.path in self._seen:
                     continue
                 try:
-                    with self.fs.open_input_stream(info.path) as f:
-                        marker = json.loads(f.read())
-                except (OSError, ValueError) as exc:  # a marker mid-rename: read it next time
+                    meta = pq.read_schema(info.path, filesystem=self.fs).metadata or {}
+                    marker = json.loads(meta[META_KEY])
+                except (OSError, ValueError, KeyError) as exc:  # a marker mid-rename: read it next time
                     log.debug("progress: %s not readable yet (%s)", info.path, exc)
                     continue
                 self._seen.add(info.path)

@@ -155,27 +155,3 @@ class PostprocessStage:
         out = _set(out, "malformed", dropped, pa.list_(pa.string()))  # text of each dropped clause
         out = _set(out, "finish_reason", finish, pa.string())
         return _set(out, "n_malformed", malformed, pa.int64())
-
-
-class SelectStage:
-    """Keeps only the records chosen by the update index (latest version, not deleted, pending)."""
-
-    requires = ("source_file", "position")
-    adds = ()
-
-    def __init__(self, keys: np.ndarray, file_ids: Mapping[str, int]) -> None:
-        self.keys = np.unique(np.asarray(keys, dtype=np.int64))  # record_keys(file id, position)
-        self.file_ids = dict(file_ids)
-
-    def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
-        table = as_table(batch)
-        require(table, self.requires, type(self).__name__)
-        names = table.column("source_file").to_pylist()
-        ids = np.array([self.file_ids.get(n, -1) for n in names], dtype=np.int64)
-        keys = record_keys(ids, table.column("position").to_numpy(zero_copy_only=False))
-        return table.filter(pa.array(np.isin(keys, self.keys)))
-
-
-def record_keys(file_id: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """The int64 key SelectStage matches on: (file id << 32) | position in the file."""
-    return (np.asarray(file_id, dtype=np.int64) << 32) | np.asarray(position, dtype=np.int64)

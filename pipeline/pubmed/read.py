@@ -4,10 +4,14 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
+
 from pipeline.pubmed.schema import RECORD_SCHEMA, file_seq_of
+
+Handler = Callable[..., list[dict[str, Any]]]
 
 if TYPE_CHECKING:
     import pyarrow
@@ -148,17 +152,29 @@ def _datasource_class() -> type:
         """
 
         def __init__(self, paths: list[str], *, kinds: tuple[str, ...], batch_rows: int,
-                     columns: list[str] | None = None, **kwargs: Any) -> None:
+                     columns: list[str] | None = None, keep: Mapping[str, Any] | None = None,
+                     **kwargs: Any) -> None:
             schema = RECORD_SCHEMA if columns is None else pyarrow.schema(
                 [RECORD_SCHEMA.field(c) for c in columns])
             super().__init__(paths, schema=schema, **kwargs)
-            self._keep = {RECORD_TYPES[k] for k in kinds}
+            self._kinds = {RECORD_TYPES[k] for k in kinds}
             self._batch_rows = batch_rows
             self._columns = columns
+            self._keep = keep  # file name -> object ref of its sorted keep positions
 
         def _table(self, batch: list[dict[str, Any]]) -> pyarrow.Table:
             table = records_to_table(batch)
             return table if self._columns is None else table.select(self._columns)
+
+        def _handler(self, path: str) -> Handler:
+            """The per-record parser of `path`: every record, or only its keep positions
+            (records not kept are skipped before any field is parsed)."""
+            if self._keep is None:
+                return full_rows
+            import ray
+
+            ref = self._keep.get(os.path.basename(path))
+            return keep_positions_handler(ray.get(ref) if ref is not None else [])
 
         def resolve_compression(self, path: str, open_args: dict[str, Any]) -> str | None:
             """Hand the raw bytes over: gunzip happens in _read_stream with Python's gzip, so
@@ -169,8 +185,8 @@ def _datasource_class() -> type:
             stream = decompressed(f)  # by content, as the index and `biomine parse` do
             # entity warnings are the index's to report (an error row here would be a 2nd row
             # for the same record)
-            rows = (r for r in scan_records(stream, path, entity_errors=False)
-                    if r["record_type"] in self._keep)
+            rows = (r for r in scan_records(stream, path, handler=self._handler(path), entity_errors=False)
+                    if r["record_type"] in self._kinds)
             batch: list[dict[str, Any]] = []
             for rec in rows:
                 batch.append(rec)
@@ -183,15 +199,46 @@ def _datasource_class() -> type:
     return PubmedXmlDatasource
 
 
+def full_rows(el: Any, source_file: str | None, file_seq: int | None, position: int) -> list[dict]:
+    """Record handler of the full reader: an article dict, or deletion dicts."""
+    from pipeline.pubmed.xml import parse_article, parse_deletions
+
+    if el.tag == "DeleteCitation":
+        return parse_deletions(el, source_file, file_seq, position)
+    return [parse_article(el, source_file, file_seq, position)]
+
+
+def keep_positions_handler(positions: Sequence[int] | np.ndarray) -> Handler:
+    """A record handler that parses only the records at `positions` (record index in the file,
+    as in the index) and skips every other one unparsed. Cost per record: one array lookup."""
+    wanted = np.asarray(positions, dtype=np.int64)
+    if wanted.size and wanted.min() < 0:
+        raise ValueError(f"keep positions must be >= 0, got {int(wanted.min())}")
+    mask = np.zeros(int(wanted.max()) + 1 if wanted.size else 0, dtype=bool)
+    mask[wanted] = True
+    size = len(mask)
+
+    def handler(el: Any, source_file: str | None, file_seq: int | None, position: int) -> list[dict]:
+        if position >= size or not mask[position]:
+            return []
+        return full_rows(el, source_file, file_seq, position)
+
+    return handler
+
+
 def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("articles",),
                 batch_rows: int = 2000, num_cpus: float | None = None,
-                columns: list[str] | None = None) -> ray.data.Dataset:
+                columns: list[str] | None = None,
+                keep: Mapping[str, Sequence[int] | np.ndarray] | None = None) -> ray.data.Dataset:
     """PubMed XML files (paths, globs, directories) -> Dataset of RECORD_SCHEMA rows.
 
     One read task per file, in NLM order, so a slow or broken file is isolated; a broken file
     yields its good records plus one "error" row (when "errors" is in kinds) and never fails
     the job. `kinds` picks among "articles", "deletions", "errors" (column `record_type`);
     `columns` keeps only those columns, projected inside the read task (no separate stage).
+    `keep` (file name -> sorted record positions) reads only those records of each file: each
+    read task fetches its own file's list from the object store (a file not named keeps
+    nothing), so no process holds per-record state for the whole run.
     """
     import ray.data
 
@@ -199,6 +246,8 @@ def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("article
     if bad or not kinds:
         raise ValueError(f"kinds must be a non-empty subset of {sorted(RECORD_TYPES)}, got {kinds}")
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    refs = None if keep is None else {
+        os.path.basename(name): ray.put(np.asarray(pos, dtype=np.int32)) for name, pos in keep.items()}
     source = _datasource_class()(paths, kinds=tuple(kinds), batch_rows=batch_rows, columns=columns,
-                                 filesystem=input_filesystem(paths))
+                                 keep=refs, filesystem=input_filesystem(paths))
     return ray.data.read_datasource(source, override_num_blocks=len(paths), num_cpus=num_cpus)

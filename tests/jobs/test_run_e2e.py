@@ -103,14 +103,14 @@ def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path):
     from benchmarks.pipeline import make_inputs
 
     (tmp_path / "in").mkdir()
-    inputs = make_inputs(tmp_path / "in", records=60, per_file=10)  # 6 files -> 6 blocks
+    inputs = make_inputs(tmp_path / "in", records=60, per_file=10)  # 6 files, groups of >= 10 rows
     out = tmp_path / "out"
     # the crashing run is its own driver process (as in production), on the session's cluster
     address = ray_cluster.get_runtime_context().gcs_address
     crash = subprocess.run(
         [sys.executable, "-m", "jobs.cli", "run", *inputs, "-o", str(out), "--demo-model",
          "--tasks", "re-bc5cdr", "--max-new-tokens", "6", "--batch-size", "8", "--cpu-batch-size", "8",
-         "--no-progress", "--address", address],
+         "--rows-per-file", "10", "--no-progress", "--address", address],
         cwd=REPO, env={**os.environ, FAULT_ENV: "2", "RAY_AUTH_MODE": "disabled"},
         capture_output=True, text=True, timeout=300)
     assert crash.returncode == 1, crash.stderr[-3000:]
@@ -118,9 +118,9 @@ def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path):
     wait_for_idle_cluster(ray_cluster)  # the dead driver's actors are gone
     crashed = json.loads((out / "_manifest.json").read_text())
     assert crashed["status"] == "failed" and "injected fault" in crashed["failure"]
-    committed = len(list((out / "_commits").glob("*.json")))
+    committed = len(list((out / "_commits").glob("*.parquet")))
     assert committed >= 2
-    manifest = run(config(inputs, out, tasks=["re-bc5cdr"]))
+    manifest = run(config(inputs, out, tasks=["re-bc5cdr"], rows_per_file=10))
     assert manifest["status"] == "finished"
     assert manifest["counts"]["index"]["done"] > 0
     pmids = table(out, "articles").column("pmid").to_pylist()

@@ -8,7 +8,7 @@ import pytest
 from pipeline.config import RunConfig
 from pipeline.outputs import OUTPUT_TABLES
 from pipeline.sink import explode
-from pipeline.stages import PostprocessStage, SelectStage, TokenizeStage, record_keys
+from pipeline.stages import PostprocessStage, TokenizeStage
 
 ABSTRACT = ("Cisplatin-induced nephrotoxicity was studied in rats. Naloxone reversed the "
             "hypotension caused by clonidine & the effect lasted 2 h.")
@@ -30,15 +30,9 @@ def batch(n: int = 3) -> dict:
             "file_seq": np.ones(n, dtype=np.int32), "position": np.arange(n)}
 
 
-def test_select_stage_keeps_only_chosen_records():
-    stage = SelectStage(record_keys(np.array([0, 0]), np.array([0, 2])), {"pubmed26n0001.xml.gz": 0})
-    out = stage(batch(4))
-    assert out.column("pmid").to_pylist() == [100, 102]
-
-
 def test_stage_reports_missing_columns():
     with pytest.raises(ValueError, match="needs column"):
-        SelectStage(np.array([0]), {})({"pmid": np.array([1])})
+        TokenizeStage(cfg())({"pmid": np.array([1])})
 
 
 def test_tokenize_builds_re_prompt_and_ner_windows():

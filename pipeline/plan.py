@@ -1,0 +1,75 @@
+"""`biomine run --dry-run`: what a run would do (files, records, done, to mine, output size),
+computed by the run's own planning steps, without starting a model or changing any output.
+It warms the index cache (OUT/_index/), so the real run starts mining sooner.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from pipeline.config import RunConfig
+from pipeline.outputs import TABLE_NAMES
+from pipeline.sink import SCHEMA_FILE, commit_log, open_output, recover
+
+log = logging.getLogger(__name__)
+
+# Output bytes per mined article when the output holds nothing yet to measure it on: the
+# `--tasks ner --demo-model` run of benchmarks/scale.py at 10 k records (1,460 B/article, its
+# random tagger finding ~200 entities per article: an upper bound for real models).
+DEFAULT_BYTES_PER_ARTICLE = 1_500
+
+
+def output_bytes_per_article(output: str) -> tuple[float | None, int]:
+    """Bytes of committed data files per committed article in `output` (None when empty)."""
+    records = commit_log(output)
+    rows = sum(r["rows"] for r in records)
+    if not rows:
+        return None, 0
+    fs, base = open_output(output)
+    total = 0
+    for name in TABLE_NAMES:
+        infos = fs.get_file_info(pafs.FileSelector(f"{base}/{name}", allow_not_found=True))
+        total += sum(i.size or 0 for i in infos if i.base_name.endswith(".parquet")
+                     and i.base_name != SCHEMA_FILE)
+    return total / rows, rows
+
+
+def plan(config: RunConfig) -> dict[str, Any]:
+    """The run's plan: index (cached), update semantics, committed work; nothing is mined."""
+    from pipeline.build import index_files, select_pending, start_ray
+    from pipeline.pubmed.read import expand_inputs
+
+    started = time.perf_counter()
+    files = expand_inputs(config.inputs)
+    ray = start_ray(config)
+    done = recover(config.output, TABLE_NAMES, delete=False)
+    index, errors = index_files(ray, files, config.output)
+    pending, counts = select_pending(index, done, config.limit)
+    per_article, measured_rows = output_bytes_per_article(config.output)
+    basis = f"measured on {measured_rows} committed articles" if per_article else "default"
+    per_article = per_article or DEFAULT_BYTES_PER_ARTICLE
+    records = index.num_rows if index is not None else 0
+    return {
+        "files": len(files), "file_errors": len(errors), **counts,
+        "estimated_output_bytes": int(per_article * counts["pending"]),
+        "bytes_per_article": round(per_article, 1), "estimate_basis": basis,
+        "driver_index_bytes_per_record": round(index.nbytes / records, 1) if records else None,
+        "driver_pending_bytes_per_record": round(pending.nbytes / max(pending.num_rows, 1), 1),
+        "plan_s": round(time.perf_counter() - started, 3),
+    }
+
+
+def format_plan(p: dict[str, Any]) -> str:
+    """The plan as the lines `biomine run --dry-run` prints."""
+    size = p["estimated_output_bytes"] / 2**20
+    return "\n".join([
+        f"plan: {p['files']} files ({p['file_errors']} with errors), {p['records']} records, "
+        f"{p['deletions']} deletions -> {p['latest']} latest",
+        f"  already done {p['done']}, to mine {p['pending']}",
+        f"  estimated output {size:,.1f} MiB ({p['bytes_per_article']} B/article, {p['estimate_basis']})",
+        f"  driver index {p['driver_index_bytes_per_record']} B/record; planned in {p['plan_s']} s",
+        "  dry run: no model started, nothing written but the index cache (OUT/_index/)",
+    ])
