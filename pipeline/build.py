@@ -36,7 +36,8 @@ from pipeline.stages import PostprocessStage, SelectStage, TokenizeStage, record
 log = logging.getLogger(__name__)
 
 MINING_COLUMNS = ["pmid", "version", "title", "abstract", "journal_title", "pub_year",
-                  "source_file", "file_seq", "position"]
+                  "source_file", "file_seq", "position",
+                  "doi", "pmc_id", "mesh_headings", "publication_types"]  # carried to articles/
 
 
 def start_ray(config: RunConfig) -> Any:
