@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "jobs.update",
     "jobs.convert",
     "jobs.fetch",
+    "jobs.export",
 )
 
 
