@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "jobs.convert",
     "jobs.fetch",
     "jobs.export",
+    "jobs.aggregate",
 )
 
 
