@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "jobs.fetch",
     "jobs.export",
     "jobs.aggregate",
+    "jobs.report",
 )
 
 

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from pipeline.config import RunConfig
+from pipeline.curation.report import write_run_report
 from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
@@ -192,6 +193,7 @@ def run(config: RunConfig) -> dict:
         manifest = run_manifest(config, run_id, status, files, counts, sink.totals, file_errors,
                                 time.time() - started, failure)
         write_json(config.output, "_manifest.json", manifest)
+        write_run_report(config.output)  # OUT/report.html; logs, never raises
     if failure is not None:
         # Ray Data releases a failed run's actors by dropping references, not by killing them;
         # the traceback's frames hold the dataset, so collect them now to free the GPUs.
