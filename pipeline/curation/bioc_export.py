@@ -14,7 +14,7 @@ from typing import Any
 import bioc
 from bioc import biocjson, biocxml
 
-from pipeline.curation.export import open_target
+from pipeline.curation.files import open_target
 from pipeline.curation.source import Chunk, Selection, iter_chunks
 from pipeline.tasks.evidence import mention_id
 

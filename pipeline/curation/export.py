@@ -6,15 +6,14 @@ otherwise the relations' evidence spans; relation lines come from `relations/`.
 """
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from pipeline.curation.files import open_target
 from pipeline.curation.source import Chunk, Selection, iter_chunks
 from pipeline.tasks.pubtator import (Document, entity_rows_to_documents, format_document,
                                      relation_rows_to_documents)
@@ -23,23 +22,6 @@ log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("pubtator", "bioc-json", "bioc-xml", "jsonl", "tsv")
 TSV_TABLES: tuple[str, ...] = ("articles", "relations", "entities")
-
-
-@contextmanager
-def open_target(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
-    """Open a file for writing; gzip when its name ends in .gz; parents are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        raw = gzip.open(path, "wb")
-    else:
-        raw = path.open("wb")
-    with raw:
-        if binary:
-            yield raw
-        else:
-            with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-                yield text
 
 
 def chunk_documents(chunk: Chunk, sel: Selection) -> list[Document]:

@@ -51,12 +51,18 @@ def _plot(draw: Any, title: str) -> str:
             f'src="data:image/png;base64,{data}"></figure>')
 
 
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _bars(counts: dict[str, int], horizontal: bool = False):  # noqa: ANN202 (a draw function)
     labels, values = list(counts), list(counts.values())
 
     def draw(ax: Any) -> None:
         if not labels:
-            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+            _empty(ax, "none")
             return
         (ax.barh if horizontal else ax.bar)(range(len(labels)), values, color="#5c6bc0")
         (ax.set_yticks if horizontal else ax.set_xticks)(range(len(labels)), labels, fontsize=8)
@@ -74,15 +80,17 @@ def _histogram(bins: np.ndarray, counts: np.ndarray, xlabel: str, upper: float |
     return draw
 
 
-def _throughput(commits: list[tuple[float, int]]):  # noqa: ANN202
+def _throughput(commits: list[tuple[float, int]], started: float | None):  # noqa: ANN202
     def draw(ax: Any) -> None:
         if not commits:
-            ax.text(0.5, 0.5, "no committed blocks", ha="center", va="center", transform=ax.transAxes)
+            _empty(ax, "no committed blocks")
             return
-        t0 = commits[0][0]
+        t0 = min(commits[0][0], started) if started is not None else commits[0][0]
         ax.step([0.0] + [t - t0 for t, _ in commits], np.cumsum([0] + [n for _, n in commits]),
-                where="post")
-        ax.set_xlabel("seconds since the first commit")
+                where="post", marker="o")
+        ax.set_xlim(left=0)
+        ax.set_xlabel("seconds since the run started" if started is not None else
+                      "seconds since the first commit")
         ax.set_ylabel("articles committed")
     return draw
 
@@ -149,7 +157,7 @@ def render(data: ReportData) -> str:
            ("tasks", ", ".join((m.get("config") or {}).get("tasks", []))),
            ("failure", m.get("failure") or "—")]
     plots = [
-        _plot(_throughput(data.commits), "Throughput (cumulative articles)"),
+        _plot(_throughput(data.commits, data.started), "Throughput (cumulative articles)"),
         _plot(_bars(dict(data.entities_by_type.most_common())), "Entities by type"),
         _plot(_bars(dict(data.relations_by_type.most_common()), horizontal=True), "Relations by type"),
         _plot(_histogram(LENGTH_BINS, data.abstract_lengths, "abstract length (characters)", upper=12000),

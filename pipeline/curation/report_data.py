@@ -26,6 +26,7 @@ class ReportData:
     output: str
     manifest: dict[str, Any] = field(default_factory=dict)
     commits: list[tuple[float, int]] = field(default_factory=list)  # (time, articles) per block
+    started: float | None = None  # when the last run started (manifest time - wall time)
     articles: int = 0
     with_abstract: int = 0
     re_skipped: Counter = field(default_factory=Counter)
@@ -70,6 +71,9 @@ def collect(output: str | Path) -> ReportData:
     data = ReportData(str(out))
     if (out / "_manifest.json").is_file():
         data.manifest = json.loads((out / "_manifest.json").read_text())
+        wall = data.manifest.get("wall_s")
+        if isinstance(wall, (int, float)):
+            data.started = (out / "_manifest.json").stat().st_mtime - wall
     for marker in sorted((out / "_commits").glob("*.json")) if (out / "_commits").is_dir() else ():
         commit = json.loads(marker.read_text())
         data.commits.append((float(commit.get("time", 0)), int(commit.get("rows", 0))))
