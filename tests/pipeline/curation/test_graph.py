@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.curation.graph import build_graph, normalise
+from pipeline.curation.source import table_dir
 
 pytestmark = pytest.mark.ray
 
@@ -21,10 +22,10 @@ def table(folder: Path) -> list[dict]:
 
 def recount(out: Path) -> tuple[dict, dict]:
     """Edges and nodes counted from relations/ and articles/ in plain Python (the oracle)."""
-    years = {a["pmid"]: a["year"] for a in table(out / "articles")}
+    years = {a["pmid"]: a["year"] for a in table(table_dir(out, "articles"))}
     edges: dict = defaultdict(lambda: {"pmids": set(), "rows": 0})
     nodes: dict = defaultdict(lambda: {"pmids": set(), "edges": set(), "mentions": set()})
-    for r in table(out / "relations"):
+    for r in table(table_dir(out, "relations")):
         head = r["head_id"] or normalise(r["head_text"])
         tail = r["tail_id"] or normalise(r["tail_text"])
         key = (head, r["head_type"], r["relation"], tail, r["tail_type"])
@@ -52,12 +53,14 @@ def graph_view(out: Path) -> tuple[dict, dict]:
     return edges, nodes
 
 
-def test_graph_counts_equal_a_recount_from_relations(ray_cluster, synthetic_run):
-    counts = build_graph(synthetic_run)
+def test_graph_counts_equal_a_recount_from_relations(ray_cluster, synthetic_run, capsys):
+    from jobs.cli import main
+
+    assert main(["aggregate", str(synthetic_run)]) == 0  # on the session's cluster
     edges, nodes = graph_view(synthetic_run)
     want_edges, want_nodes = recount(synthetic_run)
     assert edges == want_edges and nodes == want_nodes
-    assert counts == {"edges": len(want_edges), "nodes": len(want_nodes)}
+    assert f"graph: {len(want_edges)} edges, {len(want_nodes)} nodes" in capsys.readouterr().out
     top = max(table(synthetic_run / "graph" / "edges"), key=lambda e: e["n_articles"])
     assert top["head_names"] == ["cisplatin"] and top["n_articles"] == 3
     assert [e["pmid"] for e in top["evidence"]] == [9004, 9002, 9001]  # newest first
@@ -72,7 +75,8 @@ def test_graph_of_a_state_folder_drops_deleted_articles(ray_cluster, synthetic_r
         (state / "current" / name).mkdir(parents=True)
         pq.write_table(rows, state / "current" / name / "gen-000002.parquet")
     build_graph(state)
-    edges, _ = graph_view(state)
+    edges, nodes = graph_view(state)
+    assert (edges, nodes) == recount(state)
     assert all(9001 not in e["pmids"] for e in edges.values())
     assert edges[("D002945", "Chemical", "CID", "D007674", "Disease")]["pmids"] == [9002, 9004]
     shutil.rmtree(state / "current" / "relations")  # no relations at all: an empty graph
