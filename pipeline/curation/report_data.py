@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
@@ -78,7 +79,7 @@ def collect(output: str | Path) -> ReportData:
         commit = json.loads(marker.read_text())
         data.commits.append((float(commit.get("time", 0)), int(commit.get("rows", 0))))
     data.commits.sort()
-    best: list[tuple[int, int]] = []  # (annotations, pmid) of the richest articles
+    best: list[tuple[int, int, int]] = []  # (relations, entities, pmid) of the richest articles
     for batch in _batches(out, "articles", ["pmid", "year", "has_abstract", "abstract", "re_skipped",
                                             "n_entities", "n_relations"]):
         data.articles += batch.num_rows
@@ -89,8 +90,9 @@ def collect(output: str | Path) -> ReportData:
         if "abstract" in batch.schema.names:
             lengths = pc.fill_null(pc.utf8_length(batch.column("abstract")), 0).to_numpy(zero_copy_only=False)
             data.abstract_lengths += np.histogram(lengths, LENGTH_BINS)[0]
-        richness = (pc.add(batch.column("n_entities"), batch.column("n_relations")).to_pylist())
-        best = sorted(best + list(zip(richness, batch.column("pmid").to_pylist())), reverse=True)[:N_EXAMPLES]
+        ranked = zip(batch.column("n_relations").to_pylist(), batch.column("n_entities").to_pylist(),
+                     batch.column("pmid").to_pylist())  # articles with relations first
+        best = sorted(best + list(ranked), reverse=True)[:N_EXAMPLES]
     for batch in _batches(out, "errors", ["stage", "message"]):
         for stage, message in zip(batch.column("stage").to_pylist(), batch.column("message").to_pylist()):
             kind = _error_kind(message)
@@ -98,16 +100,19 @@ def collect(output: str | Path) -> ReportData:
             data.errors_by_kind[kind] += 1
             data.error_examples.setdefault(kind, message or "")
     for batch in _batches(out, "relations", ["task", "relation", "head_text", "tail_text"]):
-        cols = [batch.column(c).to_pylist() for c in ("task", "relation", "head_text", "tail_text")]
-        for task, rel, head, tail in zip(*cols):
-            data.relations_by_type[f"{task} {rel}"] += 1
-            data.top_pairs[(head, rel, tail)] += 1
+        table = pa.Table.from_batches([batch])  # counted per batch in Arrow, merged in Python
+        for row in table.group_by(["task", "relation"]).aggregate([([], "count_all")]).to_pylist():
+            data.relations_by_type[f"{row['task']} {row['relation']}"] += row["count_all"]
+        pairs = table.group_by(["head_text", "relation", "tail_text"]).aggregate([([], "count_all")])
+        for row in pairs.to_pylist():
+            data.top_pairs[(row["head_text"], row["relation"], row["tail_text"])] += row["count_all"]
     for batch in _batches(out, "entities", ["type", "score"]):
-        data.entities_by_type.update(batch.column("type").to_pylist())
+        for item in pc.value_counts(batch.column("type")).to_pylist():
+            data.entities_by_type[item["values"]] += item["counts"]
         scores = pc.fill_null(batch.column("score"), 0.0).to_numpy(zero_copy_only=False)
         data.scores += np.histogram(np.clip(scores, 0.0, 1.0), SCORE_BINS)[0]
     data.top_pairs = Counter(dict(data.top_pairs.most_common(TOP_PAIRS)))
-    wanted = frozenset(p for n, p in best if n > 0)
+    wanted = frozenset(p for r, e, p in best if r + e > 0)
     if wanted:
         for chunk in iter_chunks(out, Selection(pmids=wanted)):
             for article in chunk.articles:
