@@ -17,6 +17,9 @@ COMMANDS: tuple[str, ...] = (
     "jobs.update",
     "jobs.convert",
     "jobs.fetch",
+    "jobs.export",
+    "jobs.aggregate",
+    "jobs.report",
 )
 
 

@@ -31,6 +31,7 @@ import pyarrow.fs as pafs
 
 from pipeline.accounting import READ_ERROR_COLUMNS
 from pipeline.config import RunConfig
+from pipeline.curation.report import write_run_report
 from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
@@ -40,7 +41,8 @@ from pipeline.stages import PostprocessStage, TokenizeStage
 log = logging.getLogger(__name__)
 
 MINING_COLUMNS = ["pmid", "version", "title", "abstract", "journal_title", "pub_year",
-                  "source_file", "file_seq", "position"]
+                  "source_file", "file_seq", "position",
+                  "doi", "pmc_id", "mesh_headings", "publication_types"]  # carried to articles/
 
 
 def start_ray(config: RunConfig) -> Any:
@@ -243,6 +245,7 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
                                  failure, counts["pending"])
         manifest = with_history(previous, current, entry)
         write_json(config.output, "_manifest.json", manifest)
+        write_run_report(config.output)  # OUT/report.html; logs, never raises
         if not locked_before and status in ("failed", "interrupted") and not _has_commits(config.output):
             _remove_run_lock(config.output)  # nothing committed: the folder stays free for any settings
     if status == "interrupted":

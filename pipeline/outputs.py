@@ -5,7 +5,7 @@ import traceback
 
 import pyarrow as pa
 
-from pipeline.pubmed.schema import ERROR_SCHEMA
+from pipeline.pubmed.schema import ERROR_SCHEMA, MESH_HEADING
 from pipeline.sink import OutputTable
 from pipeline.tasks.rows import ENTITY_SCHEMA, RELATION_SCHEMA
 
@@ -24,7 +24,15 @@ OUT_ARTICLE_SCHEMA = pa.schema([
     ("n_malformed", pa.int64()),       # RE answer clauses that missed the template (dropped)
     ("malformed", pa.list_(pa.string())),  # their text, for inspection
     ("finish_reason", pa.string()),    # RE generation: "eos" | "length" (max_new_tokens) | null
+    # what a curator reads (so articles/ is self-contained; offsets of entities/relations index these)
+    ("abstract", pa.string()),
+    ("doi", pa.string()),
+    ("pmc_id", pa.string()),
+    ("mesh_headings", pa.list_(MESH_HEADING)),
+    ("publication_types", pa.list_(pa.string())),
+    ("re_skipped", pa.string()),       # why relation extraction did not run (null: it ran / no RE task)
 ])
+CURATION_COLUMNS = ("abstract", "doi", "pmc_id", "mesh_headings", "publication_types", "re_skipped")
 
 ERROR_STRUCT = pa.struct(list(ERROR_SCHEMA))
 RELATION_STRUCT = pa.struct(list(RELATION_SCHEMA))
@@ -37,6 +45,15 @@ OUTPUT_TABLES = [
     OutputTable("errors", ERROR_SCHEMA, nested="errors"),
 ]
 TABLE_NAMES = [t.name for t in OUTPUT_TABLES]
+
+
+def with_curation_columns(table: pa.Table) -> pa.Table:
+    """Add the curation columns a batch lacks (as nulls), so every article row has them."""
+    for name in CURATION_COLUMNS:
+        if name not in table.column_names:
+            field = OUT_ARTICLE_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table
 
 
 def error_row(table: pa.Table, i: int, stage: str, exc: BaseException) -> dict:

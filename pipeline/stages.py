@@ -16,8 +16,10 @@ import pyarrow as pa
 from pipeline.accounting import fold_read_errors
 from pipeline.config import RunConfig
 from pipeline.outputs import ERROR_STRUCT, ENTITY_STRUCT, RELATION_STRUCT, error_row
+from pipeline.outputs import CURATION_COLUMNS, with_curation_columns
 from pipeline.runtime import load_tasks
 from pipeline.tasks.relation import Answer
+from pipeline.tasks.evidence import link_rows
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class TokenizeStage:
     """Builds each task's model inputs (token ids) from title and abstract (CPU)."""
 
     requires = ("pmid", "version", "title", "abstract", "source_file")
-    adds = ("has_abstract", "re_prompt", "re_cut", "ner_windows", "errors")
+    adds = ("has_abstract", "re_prompt", "re_cut", "ner_windows", "re_skipped", "errors")
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
@@ -71,11 +73,12 @@ class TokenizeStage:
         prompts: list[list[int] | None] = []
         cuts: list[int | None] = []
         windows: list[list[list[int]] | None] = []
+        skipped = [re_skip_reason(a) if self.re_task is not None else None for a in articles]
         for i, article in enumerate(articles):
             prompt = cut = wins = None
-            if article["abstract"]:
+            if article["abstract"] or article["title"]:  # title-only records are tagged, not RE-mined
                 try:
-                    if self.re_task is not None:
+                    if self.re_task is not None and skipped[i] is None:
                         inputs = self.re_task.build_inputs(article)
                         prompt, cut = list(inputs.prompt_ids) or None, int(inputs.n_cut)
                         if prompt and len(prompt) >= self.re_task.max_model_len:
@@ -93,6 +96,7 @@ class TokenizeStage:
         table = _set(table, "re_prompt", prompts, IDS)
         table = _set(table, "re_cut", cuts, pa.int32())
         table = _set(table, "ner_windows", windows, pa.list_(IDS))
+        table = _set(table, "re_skipped", skipped, pa.string())
         return _set(table, "errors", errors, pa.list_(ERROR_STRUCT))
 
 
@@ -103,7 +107,8 @@ class PostprocessStage:
     adds = ("relations", "entities", "n_relations", "n_entities", "n_malformed", "malformed",
             "finish_reason")
     keep = ("pmid", "version", "title", "journal_title", "pub_year", "has_abstract",
-            "source_file", "file_seq", "position", "n_generated", "n_prompt_tokens", "n_gpu_busy_us")
+            "source_file", "file_seq", "position", "n_generated", "n_prompt_tokens", "n_gpu_busy_us",
+            *CURATION_COLUMNS)
 
     def __init__(self, config: RunConfig, run_id: str) -> None:
         self.config = config
@@ -137,6 +142,7 @@ class PostprocessStage:
                     windows = [np.asarray(p, dtype=np.float32) for p in probs[i]]
                     ents = self.ner_task.parse_outputs(article, windows, model_id=self.config.ner_model_id,
                                                        run_id=self.run_id).rows
+                link_rows(article, rels, ents)  # mention ids, relation -> mentions, evidence
             except Exception as exc:  # keep the article, record why it has no rows
                 rels, ents = [], []
                 errors[i].append(error_row(table, i, "postprocess", exc))
@@ -145,7 +151,7 @@ class PostprocessStage:
             malformed.append(bad)
             dropped.append(texts)
         out = table.select([c for c in self.keep if c in table.column_names])
-        out = out.rename_columns([RENAMES.get(c, c) for c in out.column_names])
+        out = with_curation_columns(out.rename_columns([RENAMES.get(c, c) for c in out.column_names]))
         out = _set(out, "relations", relations, pa.list_(RELATION_STRUCT))
         out = _set(out, "entities", entities, pa.list_(ENTITY_STRUCT))
         out = _set(out, "errors", errors, pa.list_(ERROR_STRUCT))
@@ -155,3 +161,10 @@ class PostprocessStage:
         out = _set(out, "malformed", dropped, pa.list_(pa.string()))  # text of each dropped clause
         out = _set(out, "finish_reason", finish, pa.string())
         return _set(out, "n_malformed", malformed, pa.int64())
+
+
+def re_skip_reason(article: Mapping[str, Any]) -> str | None:
+    """Why relation extraction skips an article (None: it is mined)."""
+    if article.get("abstract"):
+        return None
+    return "title only (no abstract)" if article.get("title") else "no title or abstract"

@@ -3,6 +3,9 @@
 Evidence is stored as two columns, `head_spans` and `tail_spans`, each a list of
 {section: "title"|"abstract", start, end}: character offsets into that section of the article,
 one per case-insensitive occurrence of the entity name (empty when the name is not in the text).
+Links (`pipeline.tasks.evidence`): every entity row has a `mention_id` ("PMID:section:start-end");
+a relation lists the mention ids of the entity rows its spans overlap (`head_mentions`,
+`tail_mentions`) and its `evidence` sentences (section offsets and text).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pyarrow as pa
 _s = pa.string()
 
 SPAN = pa.struct([("section", _s), ("start", pa.int32()), ("end", pa.int32())])
+EVIDENCE = pa.struct([("section", _s), ("start", pa.int32()), ("end", pa.int32()), ("text", _s)])
 
 RELATION_SCHEMA = pa.schema([
     ("pmid", pa.int64()),
@@ -31,6 +35,9 @@ RELATION_SCHEMA = pa.schema([
     ("clause_index", pa.int32()),      # 0-based clause of the generated answer
     ("model_id", _s),
     ("run_id", _s),
+    ("head_mentions", pa.list_(_s)),   # mention_id of the entities/ rows the head spans overlap
+    ("tail_mentions", pa.list_(_s)),
+    ("evidence", pa.list_(EVIDENCE)),  # sentence(s) holding head and tail (else each one's first)
 ])
 
 ENTITY_SCHEMA = pa.schema([
@@ -44,6 +51,7 @@ ENTITY_SCHEMA = pa.schema([
     ("score", pa.float32()),           # mean probability of the span's labels
     ("model_id", _s),
     ("run_id", _s),
+    ("mention_id", _s),                # "PMID:section:start-end", referenced by relations
 ])
 
 TASK_NAMES: tuple[str, ...] = ("re-bc5cdr", "re-ddi", "re-kd-dti", "ner")

@@ -1,0 +1,30 @@
+"""`biomine aggregate OUT`: build OUT/graph/ (edges: pair -> articles; nodes) with Ray Data."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `aggregate` sub-command."""
+    p = sub.add_parser("aggregate", help="build the relation graph OUT/graph/{edges,nodes} (Ray Data)",
+                       description=__doc__)
+    p.add_argument("output", metavar="OUT", help="biomine run output folder (or update state folder)")
+    p.add_argument("--address", help="Ray address to join (default: start a local Ray)")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Join or start Ray, rebuild the graph, print its size."""
+    from pathlib import Path
+
+    import ray
+
+    from pipeline.curation.graph import build_graph
+
+    if not Path(args.output).is_dir():
+        raise FileNotFoundError(f"output folder not found: {args.output}")
+    if not ray.is_initialized():
+        ray.init(address=args.address, include_dashboard=False)
+    counts = build_graph(args.output)
+    print(f"graph: {counts['edges']} edges, {counts['nodes']} nodes -> {Path(args.output) / 'graph'}")
+    return 0

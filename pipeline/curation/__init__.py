@@ -1,0 +1,1 @@
+"""Curation datasets: exports (PubTator, BioC, JSON lines, TSV), the relation graph, the run report."""
