@@ -97,4 +97,17 @@ def update(config: RunConfig, state_dir: str, layout: Layout | None = None) -> d
         after_commit(config, state_dir, state, counts)
         summary["processed"].append({"file": name, **counts})
     summary["generation"] = state["generation"]
+    if summary["processed"]:
+        summary["graph"] = refresh_graph(state_dir)
     return summary
+
+
+def refresh_graph(state_dir: str) -> dict[str, Any] | None:
+    """Rebuild STATE/graph/ from the live rows, so deleted and revised PMIDs leave it."""
+    if "://" in state_dir:
+        log.warning("graph not refreshed: %s is an object-store URI (run `biomine aggregate` on a "
+                    "local copy)", state_dir)
+        return None
+    from pipeline.curation.graph import build_graph
+
+    return build_graph(state_dir)

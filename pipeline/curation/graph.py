@@ -163,12 +163,17 @@ def _plain(values: Any) -> Any:
 
 
 def _years(output: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (pmid, year) arrays of the output's articles (streamed, two columns)."""
+    """Sorted (pmid, year) arrays of a run folder's articles (streamed, two columns)."""
     folder = table_dir(output, "articles")
     if folder is None:
         raise FileNotFoundError(f"{output}: no articles/ table (not a biomine run or state folder)")
+    return _sorted_years(pads.dataset(str(folder), format="parquet").to_batches(columns=["pmid", "year"]))
+
+
+def _sorted_years(batches: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(pmid, year) batches -> PMID-sorted arrays (a missing year is 0)."""
     pmids, years = [], []
-    for batch in pads.dataset(str(folder), format="parquet").to_batches(columns=["pmid", "year"]):
+    for batch in batches:
         pmids.append(batch.column("pmid").to_numpy(zero_copy_only=False))
         years.append(pc.fill_null(batch.column("year"), 0).to_numpy(zero_copy_only=False))
     if not pmids:
@@ -178,16 +183,43 @@ def _years(output: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return p[order], y[order]
 
 
+def _inputs(out: Path, work: Path) -> tuple[list[Path], tuple[np.ndarray, np.ndarray]]:
+    """Relation files and article years: a run folder's own, or an update state's live rows
+    (tombstoned rows left out; written bucket by bucket to `work`, so memory is one bucket)."""
+    if not (out / "_state.json").exists():
+        rel_dir = table_dir(out, "relations")
+        return (sorted(rel_dir.glob("*.parquet")) if rel_dir is not None else []), _years(out)
+    from pipeline.state.read import iter_current
+
+    work.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, rows in enumerate(iter_current(str(out), "relations")):
+        if rows.num_rows:
+            files.append(work / f"relations-{i:05d}.parquet")
+            pq.write_table(rows, files[-1])
+    return files, _sorted_years(iter_current(str(out), "articles", columns=["pmid", "year"]))
+
+
 def build_graph(output_dir: str | Path) -> dict[str, Any]:
     """Rebuild OUT/graph/{edges,nodes} from a run or update state folder; returns row counts."""
     import ray
 
     out = Path(output_dir)
-    rel_dir = table_dir(out, "relations")
-    years = _years(out)
     target = out / "graph"
     tmp = out / f".graph-{uuid.uuid4().hex[:8]}.tmp"
-    files = sorted(rel_dir.glob("*.parquet")) if rel_dir is not None else []
+    live = out / f".graph-live-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        files, years = _inputs(out, live)
+        counts = _build(out, target, tmp, files, years)
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
+    return counts
+
+
+def _build(out: Path, target: Path, tmp: Path, files: list[Path], years: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Aggregate `files` into tmp/{edges,nodes}, then swap tmp in as `target`."""
+    import ray
+
     if not files:  # no relations: empty tables, no cluster job
         for name, schema in (("edges", EDGE_SCHEMA), ("nodes", NODE_SCHEMA)):
             (tmp / name).mkdir(parents=True)

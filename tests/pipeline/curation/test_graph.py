@@ -5,6 +5,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
@@ -67,17 +68,41 @@ def test_graph_counts_equal_a_recount_from_relations(ray_cluster, synthetic_run,
     assert all("cisplatin" in e["text"].lower() for e in top["evidence"])
 
 
-def test_graph_of_a_state_folder_drops_deleted_articles(ray_cluster, synthetic_run, tmp_path):
+def live_recount(state: Path) -> tuple[dict, dict]:
+    """The recount over the state's live rows (tombstones applied), via a plain run-like folder."""
+    from pipeline.state.read import read_current
+
+    flat = state.parent / "live-view"
+    for name in ("articles", "relations"):
+        (flat / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(read_current(str(state), name), flat / name / "part-0.parquet")
+    return recount(flat)
+
+
+def test_graph_of_an_update_state_drops_deleted_articles(ray_cluster, synthetic_run, tmp_path):
+    from pipeline.state.apply import apply_file
+    from pipeline.state.partitions import Layout
+    from pipeline.state.store import StateStore
+    from pipeline.update_job import refresh_graph
+
     state = tmp_path / "state"
-    for name in ("articles", "relations", "entities"):  # the update job's current/ layout
-        rows = pads.dataset(str(synthetic_run / name), format="parquet").to_table()
-        rows = rows.filter(pc.invert(pc.equal(rows.column("pmid"), 9001)))  # 9001 deleted
-        (state / "current" / name).mkdir(parents=True)
-        pq.write_table(rows, state / "current" / name / "gen-000002.parquet")
-    build_graph(state)
+    store = StateStore(str(state))
+    st = store.open({"tasks": ["re-bc5cdr"]}, Layout(bucket_width=2))  # several buckets
+    new = {name: pads.dataset(str(synthetic_run / name), format="parquet").to_table()
+           for name in ("articles", "relations", "entities")}
+    no_deletions = pa.table({"pmid": pa.array([], pa.int64()), "version": pa.array([], pa.int32()),
+                             "source_file": pa.array([], pa.string()), "position": pa.array([], pa.int64())})
+    st, _ = apply_file(store, st, "pubmed26n0001.xml", new, no_deletions)
+    refresh_graph(str(state))
+    before, _ = graph_view(state)
+    assert any(9001 in e["pmids"] for e in before.values())
+    deletion = pa.table({"pmid": pa.array([9001], pa.int64()), "version": pa.array([None], pa.int32()),
+                         "source_file": ["pubmed26n1335.xml"], "position": pa.array([0], pa.int64())})
+    empty = {name: t.schema.empty_table() for name, t in new.items()}
+    st, _ = apply_file(store, st, "pubmed26n1335.xml", empty, deletion)  # a DeleteCitation
+    refresh_graph(str(state))
     edges, nodes = graph_view(state)
-    assert (edges, nodes) == recount(state)
+    assert (edges, nodes) == live_recount(state)
     assert all(9001 not in e["pmids"] for e in edges.values())
     assert edges[("D002945", "Chemical", "CID", "D007674", "Disease")]["pmids"] == [9002, 9004]
-    shutil.rmtree(state / "current" / "relations")  # no relations at all: an empty graph
-    assert build_graph(state) == {"edges": 0, "nodes": 0}
+    assert not list(state.glob(".graph-*"))  # temporaries removed
