@@ -211,11 +211,8 @@ class Engine:
                           finish_reason=reason, cumulative_logprob=cum,
                           first_token_s=req.first_token_s, total_s=now, score=score)
 
-    def classify_tokens(self, prompts: list[list[int]], batch_tokens: int = 16384) -> list[np.ndarray]:
-        """Per prompt (T, num_labels) float32 softmax of a token-classification model; no generation."""
-        if not hasattr(self.model, "classifier"):
-            raise ValueError("classify_tokens needs a token-classification model "
-                             "(BioGptForTokenClassification)")
+    def check_windows(self, prompts: list[list[int]]) -> None:
+        """Refuse empty, too long or out-of-vocabulary tagger windows with a clear error."""
         limit = self.model_config.max_position_embeddings
         vocab = self.model_config.vocab_size
         for i, p in enumerate(prompts):
@@ -223,4 +220,11 @@ class Engine:
                 raise ValueError(f"prompt {i} has {len(p)} tokens; allowed 1..{limit}")
             if min(p) < 0 or max(p) >= vocab:
                 raise ValueError(f"prompt {i} has token ids outside [0, {vocab})")
+
+    def classify_tokens(self, prompts: list[list[int]], batch_tokens: int = 16384) -> list[np.ndarray]:
+        """Per prompt (T, num_labels) float32 softmax of a token-classification model; no generation."""
+        if not hasattr(self.model, "classifier"):
+            raise ValueError("classify_tokens needs a token-classification model "
+                             "(BioGptForTokenClassification)")
+        self.check_windows(prompts)
         return self.runner.classify([list(p) for p in prompts], batch_tokens)
