@@ -59,6 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     """Validate the configuration, run the job, print the manifest summary."""
     from pipeline.build import run
     from pipeline.config import build_config, load_config_file
+    from pipeline.engine_stats import engine_summary
 
     file_values = load_config_file(args.config) if args.config else {}
     inputs = list(args.inputs) + (sample_inputs() if args.sample else [])
@@ -73,6 +74,7 @@ def handle(args: argparse.Namespace) -> int:
     print(f"  written: articles {written.get('articles', 0)}, relations {written.get('relations', 0)}, "
           f"entities {written.get('entities', 0)}, errors {written.get('errors', 0)} "
           f"(+{manifest['counts']['file_errors']} file errors)")
+    print(f"  engine: {engine_summary(manifest.get('engine'))}")
     print(f"  {manifest['wall_s']:.1f}s, {manifest['abstracts_per_s']} articles/s -> "
           f"{config.output}/_manifest.json")
     log.debug("manifest: %s", json.dumps(manifest, default=str))

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from pipeline.config import RunConfig
+from pipeline.engine_stats import collect_engine_counters
 from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
@@ -124,7 +125,7 @@ def _cpu_share(ray: Any) -> float:
 
 def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str) -> Any:
     """The lazy Ray Dataset for the pending records (no work happens until it is written)."""
-    from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage
+    from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage, gpu_pool_options
     from pipeline.pubmed.read import read_pubmed
 
     file_ids = {os.path.basename(f): i for i, f in enumerate(files)}
@@ -150,7 +151,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                             fn_constructor_kwargs={"config": config,
                                                    "die_once": os.environ.get(GPU_FAULT_ENV)},
                             batch_size=config.batch_size, batch_format="pyarrow",
-                            compute=pool(size=max(gpu_actors, 1)),
+                            compute=pool(size=max(gpu_actors, 1), **gpu_pool_options(config)),
                             num_gpus=1 if gpu_actors > 0 else 0, num_cpus=cpu,
                             max_restarts=config.max_actor_restarts,
                             max_task_retries=config.max_retries)
@@ -190,6 +191,7 @@ def run(config: RunConfig) -> dict:
     finally:
         manifest = run_manifest(config, run_id, status, files, counts, sink.totals, file_errors,
                                 time.time() - started, failure)
+        manifest["engine"] = collect_engine_counters(config.output, started)
         write_json(config.output, "_manifest.json", manifest)
     if failure is not None:
         # Ray Data releases a failed run's actors by dropping references, not by killing them;
