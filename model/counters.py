@@ -3,6 +3,8 @@
 `decode_occupancy` = live rows / (decode steps x slots): the share of the cache's sequence
 capacity that advanced per step. `decode_row_efficiency` = live rows / rows computed: the
 share of the decode forward's rows that were real sequences (not bucket padding).
+`fed_decode_occupancy` counts only the steps taken while prompts were waiting for a slot: how
+well admission refills, apart from input starvation and the final drain.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 COUNTS = ("slots", "decode_steps", "decode_live_rows", "decode_rows_computed", "prefill_steps",
-          "prefill_tokens", "prefill_padded_tokens", "generated_tokens", "sequences")
+          "prefill_tokens", "prefill_padded_tokens", "generated_tokens", "sequences",
+          "fed_decode_steps", "fed_decode_live_rows")
 
 
 @dataclass
@@ -27,6 +30,8 @@ class EngineCounters:
     prefill_padded_tokens: int = 0  # batch x longest prompt, summed over prefill steps
     generated_tokens: int = 0  # output tokens of finished sequences (final eos excluded)
     sequences: int = 0  # finished prompts
+    fed_decode_steps: int = 0  # decode steps taken while prompts waited for a slot
+    fed_decode_live_rows: int = 0  # live rows of those steps
 
     def record_prefill(self, lengths: list[int]) -> None:
         """One prefill step over prompts of these lengths (right-padded to the longest)."""
@@ -34,11 +39,15 @@ class EngineCounters:
         self.prefill_tokens += sum(lengths)
         self.prefill_padded_tokens += len(lengths) * max(lengths)
 
-    def record_decode(self, live: int, computed: int) -> None:
-        """One decode step: `live` real rows advanced, `computed` rows run by the forward."""
+    def record_decode(self, live: int, computed: int, fed: bool = False) -> None:
+        """One decode step: `live` real rows advanced, `computed` rows run by the forward;
+        `fed`: prompts were waiting for a slot."""
         self.decode_steps += 1
         self.decode_live_rows += live
         self.decode_rows_computed += computed
+        if fed:
+            self.fed_decode_steps += 1
+            self.fed_decode_live_rows += live
 
     def record_finished(self, output_tokens: int) -> None:
         """One prompt finished with this many output tokens."""
@@ -57,6 +66,8 @@ def with_ratios(counts: Mapping[str, int]) -> dict[str, Any]:
     out["decode_occupancy"] = out["decode_live_rows"] / capacity if capacity else None
     computed = out["decode_rows_computed"]
     out["decode_row_efficiency"] = out["decode_live_rows"] / computed if computed else None
+    fed = out["fed_decode_steps"] * out["slots"]
+    out["fed_decode_occupancy"] = out["fed_decode_live_rows"] / fed if fed else None
     return out
 
 
@@ -67,12 +78,14 @@ def sum_counters(parts: Iterable[Mapping[str, int]]) -> dict[str, Any]:
     by each engine's own step count and slots.
     """
     total = {k: 0 for k in COUNTS}
-    capacity = 0
+    capacity = fed = 0
     for part in parts:
         for k in COUNTS:
             total[k] += int(part.get(k, 0))
         capacity += int(part.get("decode_steps", 0)) * int(part.get("slots", 0))
+        fed += int(part.get("fed_decode_steps", 0)) * int(part.get("slots", 0))
     out = with_ratios(total)
     out["decode_occupancy"] = total["decode_live_rows"] / capacity if capacity else None
+    out["fed_decode_occupancy"] = total["fed_decode_live_rows"] / fed if fed else None
     return out
 

@@ -100,7 +100,7 @@ class GenerationSession:
                     positions[slot] = r.prompt_len + r.beam.generated - 1
         key_len = key_bucket(max(positions) + 1, self.max_model_len)
         logits, computed = self.runner.decode(tokens, positions, key_len)  # (n, V)
-        self.counters.record_decode(n, computed)
+        self.counters.record_decode(n, computed, fed=bool(self.sched.waiting))
         if self.params.num_beams == 1:
             slot = [r.slots[0] for r in running]
             gen = [0] * n

@@ -26,7 +26,8 @@ def test_counters_on_a_known_refill_case(biased):
     assert engine.counters.to_dict() == {
         "slots": 2, "decode_steps": 4, "decode_live_rows": 7, "decode_rows_computed": 7,
         "prefill_steps": 2, "prefill_tokens": 11, "prefill_padded_tokens": 14,
-        "generated_tokens": 10, "sequences": 3, "decode_occupancy": 7 / 8, "decode_row_efficiency": 1.0}
+        "generated_tokens": 10, "sequences": 3, "decode_occupancy": 7 / 8, "decode_row_efficiency": 1.0,
+        "fed_decode_steps": 1, "fed_decode_live_rows": 2, "fed_decode_occupancy": 1.0}  # c waited once
     single = Engine(biased, config=EngineConfig(max_model_len=8, kv_cache_tokens=8))
     for prompt, gen in zip(prompts, gens):  # the moved sequence's keys moved with it
         [ref] = single.generate([prompt], SamplingParams(max_new_tokens=4, ignore_eos=True))
