@@ -4,14 +4,19 @@ A request needs `num_beams` cache slots. Live slots are kept packed: slots `[0, 
 all busy, so a decode step runs exactly `used` rows (no holes up to the highest slot). When a
 request finishes, the highest live slots move into its holes; the moves are queued
 (`take_moves`) and the executor copies those slots' keys/values before the next forward.
-Waiting requests are admitted first in, first out, as soon as enough slots are free
-(`refill_min` request capacities, or everything that waits, or anything when nothing runs).
+Waiting requests are admitted as soon as enough slots are free (`refill_min` request
+capacities, or everything that waits, or anything when nothing runs): the oldest waiting one
+always, the rest picked from the next `ADMIT_WINDOW x free` by the nearest prompt length, so a
+prefill batch pads little while no request waits behind more than that window.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
+
+ADMIT_WINDOW = 4  # admission looks this many times the free request capacity into the queue
 
 
 @dataclass
@@ -42,7 +47,7 @@ class Request:
 
 
 class Scheduler:
-    """FIFO waiting queue, running set and the packed slot table."""
+    """Waiting queue (arrival order), running set and the packed slot table."""
 
     def __init__(self, num_slots: int, slots_per_request: int, max_batched_tokens: int,
                  refill_min: int = 1) -> None:
@@ -61,7 +66,7 @@ class Scheduler:
         self._moves: dict[int, int] = {}  # destination slot -> slot whose data it must receive
 
     def add(self, requests: list[Request]) -> None:
-        """Queue requests (first in, first out)."""
+        """Queue requests (in arrival order)."""
         self.waiting.extend(requests)
 
     def has_work(self) -> bool:
@@ -85,19 +90,26 @@ class Scheduler:
             return []
         if self.running and free < min(len(self.waiting), self.refill_min):
             return []
+        head = self.waiting[0]
+        window = list(islice(self.waiting, ADMIT_WINDOW * free))
+        order = [head] + sorted(window[1:], key=lambda r: abs(r.prompt_len - head.prompt_len))
         batch: list[Request] = []
         longest = 0
-        while self.waiting and len(batch) < free:
-            n = self.waiting[0].prompt_len
-            if batch and (len(batch) + 1) * max(longest, n) > self.max_batched_tokens:
+        for req in order:  # the oldest first, then the nearest lengths (ties: older first)
+            if len(batch) == free:
                 break
+            n = req.prompt_len
+            if batch and (len(batch) + 1) * max(longest, n) > self.max_batched_tokens:
+                continue
             longest = max(longest, n)
-            req = self.waiting.popleft()
+            batch.append(req)
+        taken = {id(r) for r in batch}
+        self.waiting = deque(r for r in self.waiting if id(r) not in taken)
+        for req in batch:
             req.slots = list(range(self.used, self.used + self.per_request))
             for j, slot in enumerate(req.slots):
                 self._owner[slot] = (req, j)
             self.used += self.per_request
-            batch.append(req)
         self.running.extend(batch)
         return batch
 

@@ -66,23 +66,29 @@ def req(i: int, n: int) -> Request:
     return Request(index=i, prompt=[2] * n, max_new_tokens=4)
 
 
-def test_scheduler_admits_first_in_first_out_within_token_budget():
+def test_scheduler_admits_the_oldest_and_its_nearest_lengths_within_token_budget():
     sched = Scheduler(num_slots=4, slots_per_request=1, max_batched_tokens=30, refill_min=2)
     sched.add([req(0, 5), req(1, 12), req(2, 3), req(3, 11), req(4, 2), req(5, 4)])
     first = sched.schedule_prefill()
-    assert [r.index for r in first] == [0, 1]  # 3 x 12 > 30 tokens
-    assert [r.slots for r in first] == [[0], [1]]
-    second = sched.schedule_prefill()  # 2 free >= refill_min
-    assert [r.index for r in second] == [2, 3] and sched.used == 4
+    assert [r.index for r in first] == [0, 5, 2, 4]  # the oldest (5 tokens), then 4, 3, 2 tokens
+    assert [r.slots for r in first] == [[0], [1], [2], [3]]
     assert sched.schedule_prefill() == []  # no free slot: decode
-    sched.finish(first[0])
+    sched.finish(first[1])
     assert sched.schedule_prefill() == []  # 1 free < refill_min while two wait: decode on
-    assert [r.slots for r in sched.running] == [[1], [2], [0]]  # slot 3 moved into the hole
-    assert sched.take_moves() == ([3], [0], 11)
-    sched.finish(second[0])  # slot 2 is the top: nothing moves
-    third = sched.schedule_prefill()
-    assert [(r.index, r.slots) for r in third] == [(4, [2]), (5, [3])]
+    assert first[3].slots == [1]  # slot 3 moved into the hole
+    assert sched.take_moves() == ([3], [1], 2)
+    sched.finish(first[0])  # slot 2 moves into slot 0
+    second = sched.schedule_prefill()  # 2 x 12 <= 30 tokens
+    assert [(r.index, r.slots) for r in second] == [(1, [2]), (3, [3])]
     assert not sched.waiting and len(sched.running) == 4 and sched.used == 4
+
+
+def test_scheduler_keeps_the_token_budget_and_skips_what_does_not_fit():
+    sched = Scheduler(num_slots=8, slots_per_request=1, max_batched_tokens=30)
+    sched.add([req(0, 10), req(1, 25), req(2, 9), req(3, 11)])
+    assert [r.index for r in sched.schedule_prefill()] == [0, 2]  # 11 would make 3 x 11 > 30
+    assert [r.index for r in sched.schedule_prefill()] == [1]  # the oldest always goes, alone here
+    assert [r.index for r in sched.schedule_prefill()] == [3]
 
 
 def test_scheduler_keeps_live_slots_packed_and_chains_moves():
