@@ -3,7 +3,10 @@
 Random weights, fixed prompt length, new tokens forced (ignore eos). For each batch size the
 engine gets exactly that many prompts at once ("all" = every prompt through continuous
 batching); peers (HF dynamic cache, static cache, static + torch.compile) run in the same
-process on the same device, each guarded so a failure is recorded, not fatal.
+process on the same device, each guarded so a failure is recorded, not fatal. Every engine
+figure carries the engine counters of its timed call (decode occupancy, row efficiency, ...).
+`gold_lengths` runs every prompt with per-prompt output lengths drawn like BC5CDR gold answers
+(lognormal, mean ~22 / p90 ~39 tokens, plus 2 % that run to --new-tokens).
 Usage: python -m benchmarks.engine --preset base --dtype float16 > result.json
 """
 from __future__ import annotations
@@ -113,6 +116,39 @@ def figures(n_prompts: int, new_tokens: int, seconds: float, info: dict, bnd: di
     return out
 
 
+def counter_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Counters of one timed call (after - before), ratios recomputed."""
+    from model.counters import COUNTS, with_ratios
+
+    delta = {k: after[k] - before[k] for k in COUNTS}
+    delta["slots"] = after["slots"]
+    return with_ratios(delta)
+
+
+def gold_like_lengths(n: int, cap: int, seed: int) -> list[int]:
+    """Output lengths like BC5CDR gold answers: lognormal (median 18.6, sigma 0.576), 2 % at cap."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(np.rint(rng.lognormal(np.log(18.6), 0.576, n)), 1, cap).astype(int)
+    lengths[rng.random(n) < 0.02] = cap
+    return lengths.tolist()
+
+
+def run_with_lengths(engine, prompts: list[list[int]], params, lengths: list[int]) -> int:
+    """All prompts through one session, prompt i stopping after lengths[i] tokens; tokens made."""
+    session = engine.session(params)
+    requests = [engine.request(i, p, params) for i, p in enumerate(prompts)]
+    for req, n in zip(requests, lengths):
+        req.max_new_tokens = min(req.max_new_tokens, n)
+    session.add(requests)
+    made = 0
+    while session.has_work():
+        for req in session.step():
+            made += len(engine.result(req, session.start).token_ids)
+    return made
+
+
 def run_engine(args, cfg, prompts, sizes, info, bnd) -> dict[str, Any]:
     import torch
 
@@ -131,9 +167,18 @@ def run_engine(args, cfg, prompts, sizes, info, bnd) -> dict[str, Any]:
     for size in sizes:
         batch = prompts[: args.num_prompts] if size == "all" else prompts[:size]
         engine.generate(batch[: min(len(batch), engine.cache.num_slots)], params)  # warm-up, graphs
+        before = engine.counters.to_dict()
         gens, seconds = timed(lambda: engine.generate(batch, params))
         assert all(len(g.token_ids) == args.new_tokens for g in gens)
         res[str(size)] = figures(len(batch), args.new_tokens, seconds, info, bnd)
+        res[str(size)]["counters"] = counter_delta(before, engine.counters.to_dict())
+    batch = prompts[: args.num_prompts]
+    lengths = gold_like_lengths(len(batch), args.new_tokens, args.seed)
+    before = engine.counters.to_dict()
+    made, seconds = timed(lambda: run_with_lengths(engine, batch, params, lengths))
+    gold = figures(len(batch), made / len(batch), seconds, info, bnd)
+    gold.update(mean_new_tokens=made / len(batch), counters=counter_delta(before, engine.counters.to_dict()))
+    res["gold_lengths"] = gold
     # batch-1 decode bandwidth: weights read once per step; prefill timed separately
     one = prompts[:1]
     _, t_prefill = timed(lambda: engine.generate(one, SamplingParams(max_new_tokens=1)))

@@ -34,6 +34,7 @@ def first_record_errors(output: str, limit: int = FIRST_ERRORS) -> list[str]:
 def print_summary(manifest: dict[str, Any], output: str) -> int:
     """Print what the run did (for the whole output folder); return the exit code."""
     from pipeline.accounting import describe
+    from pipeline.engine_stats import engine_summary
 
     totals = manifest["totals"]
     index = manifest["counts"]["index"]
@@ -47,6 +48,7 @@ def print_summary(manifest: dict[str, Any], output: str) -> int:
     print(f"  output: articles {totals['articles']}, relations {totals['relations']}, entities "
           f"{totals['entities']}, record errors {totals['errors']}, file errors "
           f"{manifest['counts']['file_errors']}  (this invocation: {now['articles']} articles)")
+    print(f"  engine: {engine_summary(manifest.get('engine'))}")
     rate = manifest.get("abstracts_per_s")
     print(f"  {manifest['wall_s']:.1f}s wall, {rate if rate is not None else '-'} articles/s -> "
           f"{output}/_manifest.json")

@@ -1,7 +1,9 @@
 """Offline batch generation engine for BioGPT: KV cache, continuous batching, greedy and beam.
 
 `Engine.generate(prompts, params)` returns one `Generation` per prompt in prompt order;
-`generate_stream` takes any iterable of prompts and yields results as they finish.
+`generate_stream` takes any iterable of prompts and yields results as they finish;
+`session(params)` gives the step-by-step interface the engine loop feeds from many callers.
+`counters` (model.counters) accumulate over the engine's life: steps, live and computed rows.
 Conventions: output ids exclude the prompt and the final eos (HF `generate` output includes
 the prompt and the eos); the prompt ids are never altered, so a forced prefix such as the RE
 prompt `[</s>] + source + learned1..9` is simply part of the prompt and generation continues
@@ -16,19 +18,22 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from math import ceil
 
 import numpy as np
 import torch
 from torch import nn
 
+from model.counters import EngineCounters
 from model.kv_cache import SlotKVCache, kv_bytes_per_token
-from model.runner import ModelRunner, StepExecutor
+from model.runner import ModelRunner
 from model.sampling import SamplingParams
-from model.scheduler import Request, Scheduler
+from model.scheduler import Request
+from model.stepper import GenerationSession
 
 log = logging.getLogger(__name__)
 
-CPU_DEFAULT_CACHE_TOKENS = 8192
+CPU_DEFAULT_CACHE_BYTES = 2 * 2**30  # CPU cache budget when kv_cache_tokens is not given
 DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
@@ -46,6 +51,7 @@ class EngineConfig:
     enforce_eager: bool = False  # True: no CUDA graphs
     kv_cache_tokens: int | None = None  # explicit cache size in tokens (slots = this // max_model_len)
     seed: int = 0  # reserved for sampling; greedy and beam search are deterministic
+    refill_fraction: float = 1 / 16  # prefill once this share of the request capacity is free
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_num_batched_tokens"):
@@ -63,6 +69,8 @@ class EngineConfig:
             raise ValueError(f"EngineConfig.dtype must be 'auto' or one of {sorted(DTYPES)}, got {self.dtype!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"EngineConfig.seed must be an int, got {self.seed!r}")
+        if not 0.0 <= self.refill_fraction <= 1.0:
+            raise ValueError(f"EngineConfig.refill_fraction must be in [0, 1], got {self.refill_fraction!r}")
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         """The compute dtype on `device`."""
@@ -80,7 +88,8 @@ class Generation:
     token_ids: list[int]
     text: str | None
     finish_reason: str  # "eos" | "length"
-    cumulative_logprob: float  # sum of the chosen tokens' log-probs (eos included)
+    cumulative_logprob: float  # sum of the chosen tokens' log-probs (eos included); greedy: 0.0
+    # unless SamplingParams.logprobs
     first_token_s: float
     total_s: float
     score: float = 0.0  # beam: HF sequence score (logprob / len**length_penalty); greedy: = cumulative
@@ -105,6 +114,7 @@ class Engine:
         self.runner = ModelRunner(self.model, self.device, model.config.pad_token_id,
                                   use_cuda_graphs=not config.enforce_eager)
         self.cache: SlotKVCache | None = None
+        self.counters = EngineCounters()
         self.is_lm = hasattr(model, "output_projection")
         if self.is_lm:
             self._allocate_cache()
@@ -118,10 +128,11 @@ class Engine:
         elif self.device.type == "cuda":
             sampling = 4 * cfg.max_num_seqs * self.model_config.vocab_size * 4
             budget = self.runner.profile_cache_bytes(cfg.max_num_batched_tokens, self.max_model_len,
-                                                     cfg.gpu_memory_utilization, sampling)
+                                                     cfg.gpu_memory_utilization, sampling,
+                                                     cfg.max_num_seqs)
             slots = max(0, budget) // slot_bytes
-        else:
-            slots = max(1, CPU_DEFAULT_CACHE_TOKENS // self.max_model_len)
+        else:  # CPU: max_num_seqs slots unless they exceed the CPU budget
+            slots = max(1, CPU_DEFAULT_CACHE_BYTES // slot_bytes)
         slots = min(slots, cfg.max_num_seqs)
         if slots < 1:
             raise ValueError(f"not enough memory for one KV-cache slot of {self.max_model_len} tokens "
@@ -129,6 +140,7 @@ class Engine:
                              f"gpu_memory_utilization or lower max_model_len")
         self.cache = SlotKVCache(self.model_config, slots, self.max_model_len, self.dtype, self.device)
         self.runner.attach_cache(self.cache)
+        self.counters.slots = slots
         log.info("KV cache: %d slots x %d tokens, %.2f GiB %s on %s", slots, self.max_model_len,
                  self.cache.nbytes / 2**30, self.dtype, self.device)
 
@@ -152,52 +164,55 @@ class Engine:
         out = sorted(self.generate_stream(prompts, params), key=lambda g: g.index)
         return out
 
+    def session(self, params: SamplingParams) -> GenerationSession:
+        """A fresh step-by-step session over this engine's cache (one at a time per engine)."""
+        if not self.is_lm:
+            raise ValueError("generate needs a causal-LM model (BioGptForCausalLM)")
+        capacity = self.cache.num_slots // params.num_beams
+        return GenerationSession(self.runner, params, self.model_config.vocab_size, self.max_model_len,
+                                 self.config.max_num_batched_tokens,
+                                 ceil(capacity * self.config.refill_fraction), self.counters)
+
+    def request(self, index: int, prompt: list[int], params: SamplingParams, tag: object = None) -> Request:
+        """A validated request for a session (max_new_tokens capped by max_model_len)."""
+        prompt = list(prompt)
+        self._check_prompt(index, prompt)
+        return Request(index=index, prompt=prompt, tag=tag,
+                       max_new_tokens=min(params.max_new_tokens, self.max_model_len - len(prompt)))
+
     def generate_stream(self, prompts: Iterable[list[int]],
                         params: SamplingParams) -> Iterator[Generation]:
         """Yield results as they finish; prompts are read in chunks (each validated when read)."""
-        if not self.is_lm:
-            raise ValueError("generate needs a causal-LM model (BioGptForCausalLM)")
-        start = time.perf_counter()
-        sched = Scheduler(self.cache.num_slots, params.num_beams, self.config.max_num_batched_tokens)
-        steps = StepExecutor(self.runner, sched, params, self.model_config.vocab_size,
-                             self.max_model_len, start)
+        session = self.session(params)
         source = enumerate(prompts)
-        chunk = max(2 * sched.max_running, 64)
+        chunk = max(2 * session.sched.max_running, 64)
         exhausted = False
         while True:
-            if not sched.waiting and not exhausted:
+            if not session.sched.waiting and not exhausted:
                 fresh = list(islice(source, chunk))
                 exhausted = len(fresh) < chunk
-                for i, p in fresh:
-                    self._check_prompt(i, list(p))
-                sched.add([Request(index=i, prompt=list(p),
-                                   max_new_tokens=min(params.max_new_tokens,
-                                                      self.max_model_len - len(p)))
-                           for i, p in fresh])
-            if not sched.has_work():
+                session.add([self.request(i, p, params) for i, p in fresh])
+            if not session.has_work():
                 return
-            batch = sched.schedule_prefill()
-            done = steps.prefill(batch) if batch else steps.decode()
-            for req in done:
-                yield self._result(req, start)
+            for req in session.step():
+                yield self.result(req, session.start)
 
-    def _result(self, req: Request, start: float) -> Generation:
+    def result(self, req: Request, start: float) -> Generation:
+        """The Generation of a finished request (counted in `counters`)."""
         now = time.perf_counter() - start
         if req.beam is not None:
             ids, reason, cum, score = req.beam.result()
         else:
             ids, reason, cum = req.tokens, req.finish_reason or "length", req.cumulative_logprob
             score = cum
+        self.counters.record_finished(len(ids))
         text = self.tokenizer.decode(ids, skip_special_tokens=True) if self.tokenizer else None
         return Generation(index=req.index, prompt_len=req.prompt_len, token_ids=list(ids), text=text,
                           finish_reason=reason, cumulative_logprob=cum,
                           first_token_s=req.first_token_s, total_s=now, score=score)
 
-    def classify_tokens(self, prompts: list[list[int]], batch_tokens: int = 16384) -> list[np.ndarray]:
-        """Per prompt (T, num_labels) float32 softmax of a token-classification model; no generation."""
-        if not hasattr(self.model, "classifier"):
-            raise ValueError("classify_tokens needs a token-classification model "
-                             "(BioGptForTokenClassification)")
+    def check_windows(self, prompts: list[list[int]]) -> None:
+        """Refuse empty, too long or out-of-vocabulary tagger windows with a clear error."""
         limit = self.model_config.max_position_embeddings
         vocab = self.model_config.vocab_size
         for i, p in enumerate(prompts):
@@ -205,4 +220,11 @@ class Engine:
                 raise ValueError(f"prompt {i} has {len(p)} tokens; allowed 1..{limit}")
             if min(p) < 0 or max(p) >= vocab:
                 raise ValueError(f"prompt {i} has token ids outside [0, {vocab})")
+
+    def classify_tokens(self, prompts: list[list[int]], batch_tokens: int = 16384) -> list[np.ndarray]:
+        """Per prompt (T, num_labels) float32 softmax of a token-classification model; no generation."""
+        if not hasattr(self.model, "classifier"):
+            raise ValueError("classify_tokens needs a token-classification model "
+                             "(BioGptForTokenClassification)")
+        self.check_windows(prompts)
         return self.runner.classify([list(p) for p in prompts], batch_tokens)

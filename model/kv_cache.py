@@ -7,8 +7,10 @@ attends over a plain view `kv[layer, :, :rows, :, :key_len]` through
 paged-attention kernel: a paged cache would need a gather (a copy of every key) per step,
 doubling decode's memory traffic, which is the bound. The price is memory reserved per slot
 (max_model_len tokens); for BioGPT base at 1024 tokens that is 96 MiB/slot in fp16, so 256
-slots fit in 24 GiB on an 80 GB GPU. Slots are handed out lowest-first, so running sequences
-stay packed at the front and decode reads rows `[:bucket]` only, keys `[:key_bucket]` only.
+slots fit in 24 GiB on an 80 GB GPU. The engine sizes max_model_len from the task (RE: prompt
+cut + max_new_tokens, `model.memory` does the arithmetic). Live sequences stay packed in slots
+`[0, used)` (the scheduler moves the top slot into a finished one's hole, `copy_slots`), so
+decode reads the live rows only, keys `[:key_bucket]` only.
 
 Layout: one tensor `(layers, 2, slots, heads, max_model_len, head_dim)`; one tensor makes the
 beam-search cache reorder a single indexing op.

@@ -1,8 +1,9 @@
 """Decoding parameters and the on-device token choice (greedy pick, beam top-k candidates).
 
-Both functions end in ONE device->host transfer of a small float32 tensor: that transfer is
-the decode loop's only host sync. Scores follow HF `generate`: greedy takes the argmax of the
-float32 logits after the min-new-tokens processor; beam search adds `log_softmax` log-probs to
+Both functions end in ONE device->host transfer of a small tensor: that transfer is the decode
+loop's only host sync. Scores follow HF `generate`: greedy takes the argmax of the float32
+logits after the min-new-tokens processor (the full-vocabulary `log_softmax` for the chosen
+token's log-prob runs only with `logprobs=True`); beam search adds `log_softmax` log-probs to
 the running beam scores and keeps the top `2 * num_beams` of `num_beams * vocab` candidates.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ class SamplingParams:
     early_stopping: bool | str = False  # True, False or "never", as in HF
     ignore_eos: bool = False  # never stop on eos (benchmarks force the full length)
     eos_token_id: int = 2
+    logprobs: bool = False  # greedy: compute each chosen token's log-prob (cumulative_logprob)
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "num_beams"):
@@ -50,12 +52,16 @@ def block_eos(logits: Tensor, rows: Tensor | None, eos_token_id: int) -> Tensor:
     return logits
 
 
-def greedy_pick(logits: Tensor, eos_rows: Tensor | None, eos_token_id: int) -> Tensor:
-    """logits (R, V) -> host (2, R) float32: [token id, its log-prob]; one sync."""
+def greedy_pick(logits: Tensor, eos_rows: Tensor | None, eos_token_id: int,
+                logprobs: bool = True) -> Tensor:
+    """logits (R, V) -> host (2, R) float32 [token id, its log-prob], or (1, R) [token id]
+    without logprobs; one sync."""
     scores = block_eos(logits.float(), eos_rows, eos_token_id)  # (R, V) fp32
     tokens = scores.argmax(dim=-1)  # (R,)
-    logprobs = torch.log_softmax(scores, dim=-1).gather(1, tokens[:, None])[:, 0]  # (R,)
-    return torch.stack([tokens.float(), logprobs]).cpu()  # ids < 2**24 are exact in fp32
+    if not logprobs:
+        return tokens.float()[None].cpu()  # (1, R); ids < 2**24 are exact in fp32
+    chosen = torch.log_softmax(scores, dim=-1).gather(1, tokens[:, None])[:, 0]  # (R,)
+    return torch.stack([tokens.float(), chosen]).cpu()
 
 
 def beam_candidates(logits: Tensor, running_scores: Tensor, eos_rows: Tensor | None,

@@ -1,15 +1,22 @@
 """Request and slot bookkeeping for continuous batching: pure Python, no torch.
 
-A request needs `num_beams` cache slots. Free slots are handed out lowest-first so running
-sequences stay packed at the front of the cache (decode reads rows `[:max slot + 1]` only).
-Each engine step is either a prefill of waiting prompts or one decode step of all running
-ones; prefill wins when enough slots are free, so new prompts interleave with decoding.
+A request needs `num_beams` cache slots. Live slots are kept packed: slots `[0, used)` are
+all busy, so a decode step runs exactly `used` rows (no holes up to the highest slot). When a
+request finishes, the highest live slots move into its holes; the moves are queued
+(`take_moves`) and the executor copies those slots' keys/values before the next forward.
+Waiting requests are admitted as soon as enough slots are free (`refill_min` request
+capacities, or everything that waits, or anything when nothing runs): the oldest waiting one
+always, the rest picked from the next `ADMIT_WINDOW x free` by the nearest prompt length, so a
+prefill batch pads little while no request waits behind more than that window.
 """
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
+
+ADMIT_WINDOW = 4  # admission looks this many times the free request capacity into the queue
 
 
 @dataclass
@@ -19,92 +26,134 @@ class Request:
     index: int
     prompt: list[int]
     max_new_tokens: int  # effective: min(params.max_new_tokens, max_model_len - prompt_len)
-    slots: list[int] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)  # slots[j] holds beam j (greedy: one slot)
     tokens: list[int] = field(default_factory=list)  # greedy: generated ids so far
     cumulative_logprob: float = 0.0
     beam: Any = None  # BeamGroup for beam search
     first_token_s: float = 0.0
     finish_reason: str | None = None
+    tag: Any = None  # caller's handle (the engine loop's batch and row)
 
     @property
     def prompt_len(self) -> int:
         """Number of prompt tokens."""
         return len(self.prompt)
 
-
-class SlotAllocator:
-    """Free cache slots, always handing out the lowest ones."""
-
-    def __init__(self, num_slots: int) -> None:
-        self.num_slots = num_slots
-        self._free = list(range(num_slots))
-        heapq.heapify(self._free)
-
     @property
-    def num_free(self) -> int:
-        """Number of free slots."""
-        return len(self._free)
-
-    def allocate(self, n: int) -> list[int]:
-        """Take the n lowest free slots (sorted)."""
-        if n > len(self._free):
-            raise RuntimeError(f"asked for {n} slots, {len(self._free)} free")
-        return sorted(heapq.heappop(self._free) for _ in range(n))
-
-    def release(self, slots: list[int]) -> None:
-        """Give slots back."""
-        for slot in slots:
-            heapq.heappush(self._free, slot)
+    def cached_len(self) -> int:
+        """Positions of this request's slots holding keys/values (prompt + fed tokens)."""
+        generated = self.beam.generated if self.beam is not None else len(self.tokens)
+        return self.prompt_len + max(generated - 1, 0)
 
 
 class Scheduler:
-    """Waiting queue (longest prompt first, so a prefill batch pads little) and running set."""
+    """Waiting queue (arrival order), running set and the packed slot table."""
 
-    def __init__(self, num_slots: int, slots_per_request: int, max_batched_tokens: int) -> None:
+    def __init__(self, num_slots: int, slots_per_request: int, max_batched_tokens: int,
+                 refill_min: int = 1) -> None:
         if num_slots < slots_per_request:
             raise ValueError(f"the KV cache has {num_slots} slots but one request needs "
                              f"{slots_per_request} (num_beams); raise kv_cache_tokens or lower num_beams")
-        self.allocator = SlotAllocator(num_slots)
+        self.num_slots = num_slots
         self.per_request = slots_per_request
         self.max_batched_tokens = max_batched_tokens
         self.max_running = num_slots // slots_per_request
-        self.waiting: list[Request] = []
+        self.refill_min = max(1, min(refill_min, self.max_running))
+        self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
+        self.used = 0  # slots [0, used) are live
+        self._owner: list[tuple[Request, int] | None] = [None] * num_slots
+        self._moves: dict[int, int] = {}  # destination slot -> slot whose data it must receive
 
     def add(self, requests: list[Request]) -> None:
-        """Queue requests; the queue stays sorted by prompt length, longest first."""
+        """Queue requests (in arrival order)."""
         self.waiting.extend(requests)
-        self.waiting.sort(key=lambda r: r.prompt_len)  # popped from the end
 
     def has_work(self) -> bool:
         """Whether anything waits or runs."""
         return bool(self.waiting or self.running)
 
+    @property
+    def free_requests(self) -> int:
+        """How many more requests fit in the free slots."""
+        return (self.num_slots - self.used) // self.per_request
+
     def schedule_prefill(self) -> list[Request]:
         """Requests to prefill now (slots assigned), or [] to run a decode step instead.
 
-        Prefill when nothing runs, or when at least a quarter of the request capacity (or all
-        that waits, if less) is free: fewer, larger prefills between decode steps.
+        Prefill when nothing runs, or when at least `refill_min` requests (or all that wait,
+        if fewer) fit in the free slots; one prefill holds at most max_batched_tokens padded
+        tokens (always at least one request).
         """
-        if not self.waiting:
+        free = self.free_requests
+        if not self.waiting or free == 0:
             return []
-        free = self.allocator.num_free // self.per_request
-        want = min(len(self.waiting), max(1, self.max_running // 4))
-        if free == 0 or (self.running and free < want):
+        if self.running and free < min(len(self.waiting), self.refill_min):
             return []
+        head = self.waiting[0]
+        window = list(islice(self.waiting, ADMIT_WINDOW * free))
+        order = [head] + sorted(window[1:], key=lambda r: abs(r.prompt_len - head.prompt_len))
         batch: list[Request] = []
-        longest = self.waiting[-1].prompt_len
-        while self.waiting and len(batch) < free:
-            if batch and (len(batch) + 1) * longest > self.max_batched_tokens:
+        longest = 0
+        for req in order:  # the oldest first, then the nearest lengths (ties: older first)
+            if len(batch) == free:
                 break
-            req = self.waiting.pop()
-            req.slots = self.allocator.allocate(self.per_request)
+            n = req.prompt_len
+            if batch and (len(batch) + 1) * max(longest, n) > self.max_batched_tokens:
+                continue
+            longest = max(longest, n)
             batch.append(req)
+        taken = {id(r) for r in batch}
+        self.waiting = deque(r for r in self.waiting if id(r) not in taken)
+        for req in batch:
+            req.slots = list(range(self.used, self.used + self.per_request))
+            for j, slot in enumerate(req.slots):
+                self._owner[slot] = (req, j)
+            self.used += self.per_request
         self.running.extend(batch)
         return batch
 
     def finish(self, req: Request) -> None:
-        """Drop a finished request from the running set and free its slots."""
+        """Drop a finished request, free its slots and move the highest live slots into the holes."""
         self.running.remove(req)
-        self.allocator.release(req.slots)
+        for slot in req.slots:
+            self._owner[slot] = None
+            self._moves.pop(slot, None)  # data queued for a slot nobody owns any more
+        for hole in sorted(req.slots):
+            self._trim()
+            if hole >= self.used:
+                continue
+            src = self.used - 1
+            owner = self._owner[src]
+            self._owner[hole], self._owner[src] = owner, None
+            owner[0].slots[owner[1]] = hole
+            self._moves[hole] = self._moves.pop(src, src)  # chains keep the original source
+            self.used -= 1
+        self._trim()
         req.slots = []
+
+    def _trim(self) -> None:
+        while self.used and self._owner[self.used - 1] is None:
+            self.used -= 1
+
+    def take_moves(self) -> tuple[list[int], list[int], int]:
+        """(sources, destinations, positions to copy) of the queued slot moves; clears them."""
+        if not self._moves:
+            return [], [], 0
+        dst = sorted(self._moves)
+        src = [self._moves[d] for d in dst]
+        length = max(self._owner[d][0].cached_len for d in dst)
+        self._moves.clear()
+        return src, dst, length
+
+    def abort_all(self) -> list[Request]:
+        """Drop every waiting and running request (after a failed step); returns them."""
+        dropped = list(self.running) + list(self.waiting)
+        self.running.clear()
+        self.waiting.clear()
+        self.used = 0
+        self._owner = [None] * self.num_slots
+        self._moves.clear()
+        for req in dropped:
+            req.slots = []
+        return dropped

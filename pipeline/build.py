@@ -32,6 +32,7 @@ import pyarrow.fs as pafs
 from pipeline.accounting import READ_ERROR_COLUMNS
 from pipeline.config import RunConfig
 from pipeline.curation.report import write_run_report
+from pipeline.engine_stats import collect_engine_counters
 from pipeline.manifest import run_manifest, write_json
 from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
@@ -139,7 +140,7 @@ def _cpu_share(ray: Any) -> float:
 
 def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str) -> Any:
     """The lazy Ray Dataset for the pending records (no work happens until it is written)."""
-    from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage
+    from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage, gpu_pool_options
     from pipeline.pubmed.read import read_pubmed
 
     keep = keep_lists(files, pending)
@@ -164,7 +165,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                             fn_constructor_kwargs={"config": config,
                                                    "die_once": os.environ.get(GPU_FAULT_ENV)},
                             batch_size=config.batch_size, batch_format="pyarrow",
-                            compute=pool(size=max(gpu_actors, 1)),
+                            compute=pool(size=max(gpu_actors, 1), **gpu_pool_options(config)),
                             num_gpus=1 if gpu_actors > 0 else 0, num_cpus=cpu,
                             max_restarts=config.max_actor_restarts,
                             max_task_retries=config.max_retries)
@@ -241,6 +242,7 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
             failure = f"--strict: {written['errors']} record error(s), see {config.output}/errors/"
         current = run_manifest(config, run_id, status, files, counts, written, file_errors,
                                time.time() - started, failure, accounting)
+        current["engine"] = collect_engine_counters(config.output, started)  # this invocation's GPU actors
         entry = invocation_entry(run_id, status, started, time.time(), written, _device(ray, config),
                                  failure, counts["pending"])
         manifest = with_history(previous, current, entry)

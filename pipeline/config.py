@@ -37,6 +37,10 @@ class RunConfig(BaseModel):
     ner_window: int = Field(512, ge=16, description="NER window in tokens")
     ner_overlap: int = Field(128, ge=0, description="overlap between NER windows in tokens")
     max_num_seqs: int = Field(256, ge=1, description="engine: sequences decoded together")
+    kv_cache_tokens: int | None = Field(None, ge=2, description="engine: KV cache in tokens "
+                                        "(None: sized from GPU memory; on the CPU max_num_seqs slots)")
+    gpu_batches_in_flight: int | None = Field(None, ge=1, description="Ray batches per GPU actor at "
+                                              "once (None: max(8, 4 x max_num_seqs / batch_size))")
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=0.98)
     max_retries: int = Field(2, ge=0, description="retries of a batch whose GPU actor died")
     max_actor_restarts: int = Field(3, ge=0, description="replacements of a dead GPU actor")

@@ -1,24 +1,55 @@
-"""The GPU stage: each actor builds its engine(s) once and pushes whole batches through them.
+"""The GPU stage: each actor builds its engine(s) once and keeps them fed across batches.
 
-Failures stay local: an out-of-memory error halves the chunk and retries; any other failure
-retries the chunk record by record, and a record that still fails becomes an `errors` entry.
-The actor sees token ids only (tokenizing and detokenizing run in the CPU stages).
+Several Ray batches are in flight per actor (`gpu_pool_options`: concurrent calls in threads);
+every call hands its prompts to the actor's one engine loop (`model.engine_loop`), which admits
+them as soon as slots free up, and returns as soon as its own rows are done, so the engine
+never drains between batches. Failures stay local: an out-of-memory error halves the chunk and
+retries; any other failure retries the chunk record by record, and a record that still fails
+becomes an `errors` entry. The actor sees token ids only (tokenizing and detokenizing run in
+the CPU stages). Engine counters go to OUT/_engine/ (`pipeline.engine_stats`).
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from dataclasses import replace
+from math import ceil
 from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 
 from pipeline.config import RunConfig
+from pipeline.engine_stats import REPORT_EVERY_S, actor_name, write_actor_counters
 from pipeline.outputs import ERROR_STRUCT, error_row
 from pipeline.stages import IDS, _errors, _set, as_table, require
 
 log = logging.getLogger(__name__)
 GPU_FAULT_ENV = "BIOMINE_FAULT_GPU_DIE_ONCE"  # test hook: a marker path; the first actor to see it dies
+
+
+def batches_in_flight(config: RunConfig) -> int:
+    """Ray batches per GPU actor at once: enough queued rows to refill slots while a few
+    batches wait for their longest output (at least 8, and 4x the slots in rows)."""
+    if config.gpu_batches_in_flight is not None:
+        return config.gpu_batches_in_flight
+    return max(8, ceil(4 * config.max_num_seqs / config.batch_size))
+
+
+def gpu_pool_options(config: RunConfig) -> dict[str, Any]:
+    """ActorPoolStrategy keywords for the GPU stage: several concurrent calls per actor."""
+    k = batches_in_flight(config)
+    return {"max_tasks_in_flight_per_actor": k, "max_concurrent_calls_per_actor": k,
+            "enable_true_multi_threading": True}
+
+
+def re_model_len(config: RunConfig, window: int) -> int:
+    """The RE engine's max_model_len: `[</s>]` + source cut + learned1..9 + max_new_tokens,
+    at most the model's window (each KV slot reserves this many positions)."""
+    from pipeline.tasks.relation import N_LEARNED
+
+    return min(window, 1 + config.max_source_tokens + N_LEARNED + config.max_new_tokens)
 
 
 def _dtype(name: str, device: str) -> Any:
@@ -41,27 +72,36 @@ class GenerateStage:
         import torch
 
         from model.engine import Engine, EngineConfig, SamplingParams
+        from model.engine_loop import ClassifyLoop, GenerateLoop
 
         self.config = config
         self.die_once = die_once
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = _dtype(config.dtype, self.device)
         engine_cfg = EngineConfig(max_num_seqs=config.max_num_seqs, dtype=str(dtype).removeprefix("torch."),
-                                  gpu_memory_utilization=config.gpu_memory_utilization)
+                                  gpu_memory_utilization=config.gpu_memory_utilization,
+                                  kv_cache_tokens=config.kv_cache_tokens)
         self.params = SamplingParams(max_new_tokens=config.max_new_tokens, num_beams=1)
         self.re_engine = self.ner_engine = None
+        self.re_loop = self.ner_loop = None
         started = time.perf_counter()
         # the tagger first: the RE engine sizes its KV cache from the GPU memory still free
         if "ner" in config.tasks:
             model = _load(config.ner_model, config.demo_model, "ner", dtype, self.device)
             self.ner_engine = Engine(model, None, engine_cfg)
+            self.ner_loop = ClassifyLoop(self.ner_engine)
         if config.re_task:
             model = _load(config.re_model, config.demo_model, "re", dtype, self.device)
-            self.re_engine = Engine(model, None, engine_cfg)
+            max_len = re_model_len(config, model.config.max_position_embeddings)
+            self.re_engine = Engine(model, None, replace(engine_cfg, max_model_len=max_len))
+            self.re_loop = GenerateLoop(self.re_engine, self.params)
+        self.actor = actor_name()
+        self.started_at = time.time()
+        self._report_lock = threading.Lock()
+        self._reported_at = 0.0
         log.info("GPU stage ready on %s (%s) in %.1fs", self.device, dtype, time.perf_counter() - started)
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
-        started = time.perf_counter()
         self._maybe_die()
         table = as_table(batch)
         require(table, self.requires, type(self).__name__)
@@ -75,7 +115,7 @@ class GenerateStage:
         if self.re_engine is not None:
             prompts = table.column("re_prompt").to_pylist()
             rows = [i for i, p in enumerate(prompts) if p]
-            gens = self._resilient(lambda ps: self.re_engine.generate(ps, self.params),
+            gens = self._resilient(lambda ps: self.re_loop.generate(ps),
                                    [prompts[i] for i in rows], rows, table, errors, "generate")
             for i, gen in zip(rows, gens):
                 if gen is not None:
@@ -86,7 +126,7 @@ class GenerateStage:
             rows = [i for i, w in enumerate(windows) if w]
             flat = [w for i in rows for w in windows[i]]
             owner = [i for i in rows for _ in windows[i]]
-            scored = self._resilient(lambda ws: self.ner_engine.classify_tokens(ws), flat, owner,
+            scored = self._resilient(lambda ws: self.ner_loop.classify(ws), flat, owner,
                                      table, errors, "tag")
             start = 0
             for i in rows:  # windows are laid out record by record
@@ -100,9 +140,23 @@ class GenerateStage:
         table = _set(table, "n_generated", n_gen, pa.int64())
         table = _set(table, "n_prompt_tokens", n_prompt, pa.int64())
         table = _set(table, "errors", errors, pa.list_(ERROR_STRUCT))
-        busy_us = int((time.perf_counter() - started) * 1e6)  # summed by the sink: GPU busy time
+        # summed by the sink: the engine threads' stepping time, each second claimed by one batch
+        busy_us = int(sum(loop.claim_busy_s() for loop in (self.re_loop, self.ner_loop) if loop) * 1e6)
         table = _set(table, "n_gpu_busy_us", [busy_us if i == 0 else 0 for i in range(n)], pa.int64())
+        self._report()
         return table.drop_columns([c for c in ("re_prompt", "ner_windows") if c in table.column_names])
+
+    def _report(self) -> None:
+        """Write the engine counters every REPORT_EVERY_S, and whenever no batch is left in flight."""
+        if self.re_engine is None:
+            return
+        with self._report_lock:
+            now = time.time()
+            if self.re_loop.in_flight and now - self._reported_at < REPORT_EVERY_S:
+                return
+            self._reported_at = now
+            write_actor_counters(self.config.output, self.actor, self.started_at,
+                                 self.re_engine.counters.to_dict())
 
     def _maybe_die(self) -> None:
         """Test hook: kill this actor's process once (simulates a GPU actor crash)."""

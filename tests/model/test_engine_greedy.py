@@ -81,7 +81,7 @@ def test_batch_of_very_different_lengths_matches_transformers(pair):
 def test_continuous_batching_with_slot_reuse_equals_one_by_one(pair):
     _, ours = pair
     prompts = make_prompts([5, 30, 2, 17, 11, 26, 8, 1, 20])
-    params = SamplingParams(max_new_tokens=20)
+    params = SamplingParams(max_new_tokens=20, logprobs=True)
     small = Engine(ours, config=EngineConfig(kv_cache_tokens=2 * MAX_POS, max_num_seqs=2))
     assert small.cache.num_slots == 2 < len(prompts)  # slots must be reused
     batched = small.generate(prompts, params)
@@ -127,8 +127,10 @@ def test_cumulative_logprob_matches_transformers_scores(pair):
     chosen = out.sequences[0, len(prompt):]
     ref = sum(float(torch.log_softmax(s[0], -1)[t]) for s, t in zip(out.scores, chosen))
     engine = Engine(ours, config=EngineConfig(kv_cache_tokens=MAX_POS))
-    [gen] = engine.generate([prompt], SamplingParams(max_new_tokens=10))
+    [gen] = engine.generate([prompt], SamplingParams(max_new_tokens=10, logprobs=True))
     assert gen.cumulative_logprob == pytest.approx(ref, abs=1e-3)
+    [plain] = engine.generate([prompt], SamplingParams(max_new_tokens=10))  # log-probs not asked
+    assert plain.token_ids == gen.token_ids and plain.cumulative_logprob == 0.0
     assert gen.first_token_s <= gen.total_s
 
 

@@ -8,7 +8,7 @@ from model.biogpt import BioGptForCausalLM
 from model.config import BioGptConfig
 from model.kv_cache import SlotKVCache, kv_bytes_per_token
 from model.runner import ModelRunner, key_bucket, row_bucket
-from model.scheduler import Request, Scheduler, SlotAllocator
+from model.scheduler import Request, Scheduler
 
 CFG = BioGptConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                    intermediate_size=64, max_position_embeddings=40)
@@ -35,7 +35,8 @@ def test_prefill_then_decode_in_slots_equals_full_forward():
         for s in seqs:
             positions[s] = prompt_len[s] + step
             tokens[s] = seqs[s][positions[s]]
-        out = runner.decode(tokens, positions, key_bucket(max(positions) + 1, 40))  # (4, V)
+        out, rows = runner.decode(tokens, positions, key_bucket(max(positions) + 1, 40))  # (4, V)
+        assert rows == 4
         for s in seqs:
             torch.testing.assert_close(out[s], full[s][positions[s]], atol=1e-4, rtol=1e-4)
 
@@ -61,40 +62,70 @@ def test_sizes_and_buckets():
         SlotKVCache(CFG, 0, 8, torch.float32, torch.device("cpu"))
 
 
-def test_allocator_hands_out_lowest_slots_and_reuses_them():
-    alloc = SlotAllocator(5)
-    assert alloc.allocate(2) == [0, 1]
-    assert alloc.allocate(2) == [2, 3]
-    alloc.release([1, 0])
-    assert alloc.allocate(1) == [0]
-    assert alloc.num_free == 2
-    with pytest.raises(RuntimeError):
-        alloc.allocate(3)
-
-
 def req(i: int, n: int) -> Request:
     return Request(index=i, prompt=[2] * n, max_new_tokens=4)
 
 
-def test_scheduler_prefills_longest_first_within_token_budget():
-    sched = Scheduler(num_slots=4, slots_per_request=1, max_batched_tokens=30)
-    sched.add([req(0, 5), req(1, 12), req(2, 3), req(3, 11), req(4, 2)])
+def test_scheduler_admits_the_oldest_and_its_nearest_lengths_within_token_budget():
+    sched = Scheduler(num_slots=4, slots_per_request=1, max_batched_tokens=30, refill_min=2)
+    sched.add([req(0, 5), req(1, 12), req(2, 3), req(3, 11), req(4, 2), req(5, 4)])
     first = sched.schedule_prefill()
-    assert [r.index for r in first] == [1, 3]  # 3 x 12 > 30 tokens
-    assert [r.slots for r in first] == [[0], [1]]
-    second = sched.schedule_prefill()  # 2 of 4 free >= a quarter of capacity
-    assert [r.index for r in second] == [0, 2]
+    assert [r.index for r in first] == [0, 5, 2, 4]  # the oldest (5 tokens), then 4, 3, 2 tokens
+    assert [r.slots for r in first] == [[0], [1], [2], [3]]
     assert sched.schedule_prefill() == []  # no free slot: decode
-    sched.finish(first[0])
-    third = sched.schedule_prefill()
-    assert [(r.index, r.slots) for r in third] == [(4, [0])]  # the freed slot is reused
-    assert not sched.waiting and len(sched.running) == 4
+    sched.finish(first[1])
+    assert sched.schedule_prefill() == []  # 1 free < refill_min while two wait: decode on
+    assert first[3].slots == [1]  # slot 3 moved into the hole
+    assert sched.take_moves() == ([3], [1], 2)
+    sched.finish(first[0])  # slot 2 moves into slot 0
+    second = sched.schedule_prefill()  # 2 x 12 <= 30 tokens
+    assert [(r.index, r.slots) for r in second] == [(1, [2]), (3, [3])]
+    assert not sched.waiting and len(sched.running) == 4 and sched.used == 4
+
+
+def test_scheduler_keeps_the_token_budget_and_skips_what_does_not_fit():
+    sched = Scheduler(num_slots=8, slots_per_request=1, max_batched_tokens=30)
+    sched.add([req(0, 10), req(1, 25), req(2, 9), req(3, 11)])
+    assert [r.index for r in sched.schedule_prefill()] == [0, 2]  # 11 would make 3 x 11 > 30
+    assert [r.index for r in sched.schedule_prefill()] == [1]  # the oldest always goes, alone here
+    assert [r.index for r in sched.schedule_prefill()] == [3]
+
+
+def test_scheduler_keeps_live_slots_packed_and_chains_moves():
+    sched = Scheduler(num_slots=6, slots_per_request=1, max_batched_tokens=100)
+    sched.add([req(i, 3 + i) for i in range(6)])
+    r = sched.schedule_prefill()
+    for x in r:
+        x.tokens = [7] * (x.index + 1)  # cached_len = prompt + tokens - 1 = 2 * index + 3
+    sched.finish(r[1])  # r5: slot 5 -> 1
+    sched.finish(r[5])  # r5 finishes before its copy ran: nothing to copy for it; r4: 4 -> 1
+    sched.finish(r[0])  # r3: 3 -> 0
+    assert sched.used == 3 and [(x.index, x.slots) for x in sched.running] == [(2, [2]), (3, [0]), (4, [1])]
+    assert sched.take_moves() == ([3, 4], [0, 1], r[4].cached_len)
+    assert sched.take_moves() == ([], [], 0)
+    sched.finish(r[2])  # the last slot: nothing moves
+    sched.finish(r[3])  # r4: 1 -> 0
+    assert sched.take_moves() == ([1], [0], r[4].cached_len)
+
+
+def test_scheduler_move_of_a_moved_slot_keeps_the_original_source():
+    sched = Scheduler(num_slots=4, slots_per_request=1, max_batched_tokens=100)
+    sched.add([req(i, 3) for i in range(4)])
+    r = sched.schedule_prefill()
+    sched.finish(r[1])  # r3: 3 -> 1 (not copied yet)
+    sched.finish(r[2])  # slot 2 is the top: nothing moves
+    sched.finish(r[0])  # r3: 1 -> 0, its keys are still in slot 3
+    assert r[3].slots == [0] and sched.used == 1
+    assert sched.take_moves() == ([3], [0], 3)
 
 
 def test_scheduler_beam_groups_need_num_beams_slots():
     sched = Scheduler(num_slots=9, slots_per_request=4, max_batched_tokens=100)
     assert sched.max_running == 2
     sched.add([req(0, 3), req(1, 3), req(2, 3)])
-    assert [r.slots for r in sched.schedule_prefill()] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    first = sched.schedule_prefill()
+    assert [r.slots for r in first] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    sched.finish(first[0])
+    assert first[1].slots == [3, 2, 1, 0]  # the highest live slots fill the holes
     with pytest.raises(ValueError, match="needs 4"):
         Scheduler(num_slots=3, slots_per_request=4, max_batched_tokens=100)

@@ -56,10 +56,10 @@ def test_tokenize_records_overlong_prompt_as_error():
     assert out.column("re_prompt").to_pylist()[0] is None and errors[1] == []
 
 
-def test_generate_and_postprocess_make_output_rows():
+def test_generate_and_postprocess_make_output_rows(tmp_path):
     from pipeline.gpu_stage import GenerateStage
 
-    config = cfg()
+    config = cfg(output=str(tmp_path))
     tokens = TokenizeStage(config)(batch())
     generated = GenerateStage(config)(tokens)
     assert generated.column("n_generated").to_pylist()[:2] == [5, 5]
@@ -79,25 +79,25 @@ def test_generate_and_postprocess_make_output_rows():
         assert text[e["start"]:e["end"]] == e["text"] and e["run_id"] == "run-x"
 
 
-def test_generate_stage_isolates_a_failing_record(monkeypatch):
+def test_generate_stage_isolates_a_failing_record(monkeypatch, tmp_path):
     from pipeline.gpu_stage import GenerateStage
 
-    config = cfg(tasks=["re-bc5cdr"])
+    config = cfg(tasks=["re-bc5cdr"], output=str(tmp_path))
     rows = batch()
     rows["abstract"] = np.array([ABSTRACT, "Lithium caused tremor.", None], dtype=object)
     tokens = TokenizeStage(config)(rows)
     stage = GenerateStage(config)
-    real = stage.re_engine.generate
+    real = stage.re_loop.generate
     bad = tokens.column("re_prompt")[1].as_py()
 
-    def flaky(prompts, params):
+    def flaky(prompts):
         if len(prompts) > 1:
             raise RuntimeError("boom on a chunk")
         if prompts[0] == bad:
             raise RuntimeError("this record breaks the engine")
-        return real(prompts, params)
+        return real(prompts)
 
-    monkeypatch.setattr(stage.re_engine, "generate", flaky)
+    monkeypatch.setattr(stage.re_loop, "generate", flaky)
     out = stage(tokens)
     assert out.column("n_generated").to_pylist() == [5, 0, 0]  # record 0 retried alone
     errors = out.column("errors").to_pylist()
@@ -123,28 +123,65 @@ def test_postprocess_parses_template_text():
     assert rels[0]["head_spans"][0]["section"] == "abstract"
 
 
-def test_generate_stage_halves_the_chunk_on_out_of_memory(monkeypatch, caplog):
+def test_generate_stage_halves_the_chunk_on_out_of_memory(monkeypatch, caplog, tmp_path):
     import torch
 
     from pipeline.gpu_stage import GenerateStage
 
-    config = cfg(tasks=["re-bc5cdr"])
+    config = cfg(tasks=["re-bc5cdr"], output=str(tmp_path))
     rows = batch(5)
     rows["abstract"] = np.array([ABSTRACT] * 5, dtype=object)
     tokens = TokenizeStage(config)(rows)
     stage = GenerateStage(config)
-    real = stage.re_engine.generate
+    real = stage.re_loop.generate
     sizes: list[int] = []
 
-    def small_memory(prompts, params):
+    def small_memory(prompts):
         sizes.append(len(prompts))
         if len(prompts) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(prompts, params)
+        return real(prompts)
 
-    monkeypatch.setattr(stage.re_engine, "generate", small_memory)
+    monkeypatch.setattr(stage.re_loop, "generate", small_memory)
     out = stage(tokens)
     assert out.column("n_generated").to_pylist() == [5] * 5
     assert all(e == [] for e in out.column("errors").to_pylist())
     assert sizes[:2] == [5, 2] and max(sizes[2:]) <= 2
     assert "out of memory" in caplog.text
+
+
+def test_generate_stage_with_several_batches_in_flight_returns_each_batchs_rows(tmp_path):
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.gpu_stage import GenerateStage, gpu_pool_options, re_model_len
+
+    config = cfg(output=str(tmp_path), max_num_seqs=4, batch_size=3, max_new_tokens=6)
+    assert gpu_pool_options(config)["max_concurrent_calls_per_actor"] == 8
+    words = ["Lithium caused tremor.", "Aspirin reduced fever in mice.", ABSTRACT,
+             "Naloxone reversed hypotension.", "Cocaine and seizures."]
+    batches = []
+    for k in range(4):  # four Ray batches, tokenized apart, of different records
+        rows = batch(3)
+        rows["pmid"] = np.arange(3) + 100 * (k + 1)
+        rows["abstract"] = np.array([words[(k + j) % 5] for j in range(3)], dtype=object)
+        batches.append(TokenizeStage(config)(rows))
+    stage = GenerateStage(config)
+    assert stage.re_engine.cache.num_slots == 4  # max_num_seqs honoured on the CPU
+    assert stage.re_engine.max_model_len == re_model_len(config, 1024) == 1 + 640 + 9 + 6
+    alone = [stage(b) for b in batches]  # one batch at a time (each drains the engine)
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(stage, batches))  # all four share the engine loop
+    for b, one, many in zip(batches, alone, together):
+        assert many.column("pmid").to_pylist() == b.column("pmid").to_pylist()
+        assert many.column("re_output").to_pylist() == one.column("re_output").to_pylist()
+        assert many.column("re_finish").to_pylist() == one.column("re_finish").to_pylist()
+        for got, want in zip(many.column("ner_probs").to_pylist(), one.column("ner_probs").to_pylist()):
+            assert [len(w) for w in got] == [len(w) for w in want]  # windows shared batches: fp noise only
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, atol=1e-5)
+    [report] = (tmp_path / "_engine").glob("*.json")
+    counters = json.loads(report.read_text())["generate"]
+    assert counters["sequences"] == 24 and counters["slots"] == 4
+    assert counters["generated_tokens"] == sum(
+        sum(t.column("n_generated").to_pylist()) for t in alone + together)
