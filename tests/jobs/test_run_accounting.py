@@ -147,11 +147,11 @@ def test_sigint_is_exit_130_and_resume_finishes(ray_cluster, tmp_path):
     out = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
     proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", *inputs, "-o", str(out), *FAST,
-                             "--address", address], cwd=REPO, text=True,
+                             "--rows-per-file", "4", "--address", address], cwd=REPO, text=True,
                             env={**os.environ, "RAY_AUTH_MODE": "disabled"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
-    while not list((out / "_commits").glob("*.json")) and time.monotonic() < deadline:
+    while not list((out / "_commits").glob("*.parquet")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
@@ -163,7 +163,7 @@ def test_sigint_is_exit_130_and_resume_finishes(ray_cluster, tmp_path):
     assert manifest["status"] == "interrupted"
     partial = manifest["totals"]["articles"]
     assert 0 < partial < 80
-    resumed = cli(ray_cluster, *inputs, "-o", str(out), *FAST)
+    resumed = cli(ray_cluster, *inputs, "-o", str(out), *FAST, "--rows-per-file", "4")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["totals"]["articles"] == 80

@@ -105,14 +105,26 @@ def test_failure_root_cause_and_advice():
     assert "resume" in explain(ConnectionError("reset")).advice()
 
 
+def _commit(path, rows: int, counts: dict) -> None:
+    """A commit record as the sink writes it: sorted PMIDs, what it committed in the metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.sink import META_KEY
+
+    table = pa.table({"pmid": pa.array(range(rows), pa.int64())})
+    pq.write_table(table.replace_schema_metadata({META_KEY: json.dumps({"rows": rows, "counts": counts})}), path)
+
+
 def test_progress_counts_only_new_commits(tmp_path):
     commits = tmp_path / "_commits"
     commits.mkdir()
-    (commits / "old.json").write_text(json.dumps({"rows": 5, "counts": {"n_errors": 1}}))
+    _commit(commits / "old.parquet", 5, {"n_errors": 1})
     progress = Progress(str(tmp_path), to_mine=10, show=False, interval_s=60).start()
-    (commits / "a.json").write_text(json.dumps({"rows": 4, "counts": {"n_entities": 7, "n_errors": 2}}))
+    _commit(commits / "a.parquet", 4, {"n_entities": 7, "n_errors": 2})
+    (commits / "_inflight-x.tmp").write_bytes(b"half a file")  # a record mid-write is not counted
     assert progress.poll()["articles"] == 4
-    (commits / "b.json").write_text(json.dumps({"rows": 3, "counts": {}}))
+    _commit(commits / "b.parquet", 3, {})
     counts = progress.stop()
     assert counts == {"articles": 7, "relations": 0, "entities": 7, "errors": 2, "blocks": 2}
     assert progress.line().startswith("mined 7/10 articles (70%)") and "errors 2" in progress.line()
