@@ -56,9 +56,9 @@ def _cdr(metric: str, gold: str, pred: str, types: list[str] | None, fmt: str,
 def _triples(metric: str, gold: str, pred: str, show_errors: int, align_by_position: bool,
              pmids: str | None) -> dict[str, Any]:
     from pipeline.evaluate import hard_match
-    from pipeline.evaluate.triple_files import load_positional, read_doc_ids
+    from pipeline.evaluate.triple_files import load_gold, load_positional, load_pred, read_doc_ids
 
-    gold_map = hard_match.load_gold(gold)
+    gold_map = load_gold(gold)
     doc_ids = None
     if align_by_position:
         lines = load_positional(pred, "re-" + metric)
@@ -69,7 +69,7 @@ def _triples(metric: str, gold: str, pred: str, show_errors: int, align_by_posit
     elif pmids:
         raise ValueError("--pmids goes with --align-by-position")
     else:
-        pred_map = hard_match.load_pred(pred)
+        pred_map = load_pred(pred)
     result = hard_match.evaluate(pred_map, gold_map, doc_ids)
     if align_by_position:
         result["n_pred_lines"] = len(doc_ids or [])

@@ -30,12 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _part_name(path: str) -> str:
     """Part file name for an input: its basename without .xml/.xml.gz, plus .parquet."""
-    name = Path(path).name
-    for suffix in (".xml.gz", ".xml"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return name + ".parquet"
+    from pipeline.pubmed.schema import file_stem
+
+    return file_stem(str(path)) + ".parquet"
 
 
 def parse_files(paths: list[str], out_dir: Path, *, strict: bool = False,

@@ -11,6 +11,7 @@ loop then starts a fresh session and goes on.
 """
 from __future__ import annotations
 
+import abc
 import logging
 import queue
 import threading
@@ -37,7 +38,7 @@ class _Batch:
     requests: list[Any] = field(default_factory=list)
 
 
-class _Loop:
+class _Loop(abc.ABC):
     """The thread, the inbox and the busy-time account shared by both loops."""
 
     def __init__(self, name: str) -> None:
@@ -118,8 +119,9 @@ class _Loop:
                 return None
         return items
 
+    @abc.abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The thread's work loop (returns once the loop is closed and idle)."""
 
 
 class GenerateLoop(_Loop):

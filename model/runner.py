@@ -11,7 +11,6 @@ graph outputs cost that buffer only. The step's only host sync is the sampling r
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import torch

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from pipeline.config import RunConfig
+from pipeline.pubmed.schema import file_stem
 from pipeline.state.apply import apply_file
 from pipeline.state.partitions import DATA_TABLES, Layout
 from pipeline.state.store import StateStore, open_output
@@ -32,15 +33,6 @@ log = logging.getLogger(__name__)
 
 DELETION_HISTORY = pa.schema([("pmid", pa.int64()), ("version", pa.int32()),
                               ("source_file", pa.string()), ("position", pa.int64())])
-
-
-def file_stem(path: str) -> str:
-    """pubmed26n1335.xml.gz -> pubmed26n1335."""
-    name = os.path.basename(path)
-    for suffix in (".xml.gz", ".xml"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def file_deletions(path: str) -> pa.Table:
@@ -97,7 +89,9 @@ def update(config: RunConfig, state_dir: str, layout: Layout | None = None) -> d
         after_commit(config, state_dir, state, counts)
         summary["processed"].append({"file": name, **counts})
     summary["generation"] = state["generation"]
-    if summary["processed"]:
+    if summary["processed"] and os.path.isdir(os.path.join(state_dir, "graph")):
+        # opt-in (a graph made once by `biomine aggregate STATE`): the rebuild reads every live
+        # relation, a cost that follows the state, not the update file
         summary["graph"] = refresh_graph(state_dir)
     return summary
 

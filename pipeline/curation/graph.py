@@ -202,8 +202,6 @@ def _inputs(out: Path, work: Path) -> tuple[list[Path], tuple[np.ndarray, np.nda
 
 def build_graph(output_dir: str | Path) -> dict[str, Any]:
     """Rebuild OUT/graph/{edges,nodes} from a run or update state folder; returns row counts."""
-    import ray
-
     out = Path(output_dir)
     target = out / "graph"
     tmp = out / f".graph-{uuid.uuid4().hex[:8]}.tmp"

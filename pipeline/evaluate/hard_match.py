@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.evaluate import Score, score_sets
-from pipeline.evaluate.triple_files import load_gold, load_pred  # noqa: F401  (re-exported)
 
 Triple = tuple[str, str, str]
 _NUM2ROMAN = {"0": "0", "1": "I", "2": "II", "3": "III", "4": "IV", "5": "V", "6": "VI",

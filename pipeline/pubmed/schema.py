@@ -101,6 +101,15 @@ def file_seq_of(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def file_stem(path: str) -> str:
+    """An input's name without folder and .xml/.xml.gz (pubmed26n1335.xml.gz -> pubmed26n1335)."""
+    name = path.rsplit("/", 1)[-1]
+    for suffix in (".xml.gz", ".xml"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def to_table(rows: list[dict[str, Any]], kind: str) -> pa.Table:
     """Rows (dicts keyed by column name; extra keys ignored) -> a table with that kind's schema."""
     schema = schema_for(kind)

@@ -1,12 +1,12 @@
 """One update file as one transaction on the state: merge, compact due buckets, history, commit."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import pyarrow as pa
 
+from pipeline.pubmed.schema import file_stem
 from pipeline.state.compact import compact, due, ops_for
 from pipeline.state.merge import merge_update
 from pipeline.state.partitions import DATA_TABLES
@@ -33,7 +33,7 @@ def apply_file(store: StateStore, state: dict[str, Any], name: str, new: dict[st
         counts["bytes_written"] += written
         counts["bytes_compacted"] += written
         counts["compacted"] += 1
-    stem = _stem(name)
+    stem = file_stem(name)
     history = []
     for table in DATA_TABLES:
         rows = new[table]
@@ -53,12 +53,3 @@ def apply_file(store: StateStore, state: dict[str, Any], name: str, new: dict[st
     state = store.commit({**state, "generation": gen, "buckets": buckets, "processed": processed}, ops)
     counts["seconds"] = time.time() - started
     return state, counts
-
-
-def _stem(name: str) -> str:
-    """pubmed26n1335.xml.gz -> pubmed26n1335."""
-    base = os.path.basename(name)
-    for suffix in (".xml.gz", ".xml"):
-        if base.endswith(suffix):
-            return base[: -len(suffix)]
-    return base

@@ -57,6 +57,7 @@ def test_update_folds_files_into_current_and_history(ray_cluster, tmp_path, caps
         (101, "pubmed26n0001.xml"), (101, "pubmed26n0002.xml"), (102, "pubmed26n0001.xml"),
         (103, "pubmed26n0001.xml"), (104, "pubmed26n0002.xml")]
     assert read(state / "history" / "deletions").column("pmid").to_pylist() == [102]
+    assert not (state / "graph").exists()  # the graph is opt-in: no `biomine aggregate` yet
 
     # the same files again: nothing changes
     before = (state / "_state.json").read_text()
@@ -65,9 +66,15 @@ def test_update_folds_files_into_current_and_history(ray_cluster, tmp_path, caps
     assert (state / "_state.json").read_text() == before
     assert read_live(state, "articles").num_rows == 3
 
-    # a later file with a new version of 103
+    # a later file with a new version of 103, once the graph was made: the update rebuilds it
+    from pipeline.curation.graph import build_graph
+
+    build_graph(state)
+    made = {p.name: p.stat().st_ino for p in (state / "graph" / "edges").iterdir()}
     write(inputs, "pubmed26n0003.xml", article_xml(103, "second version", 2))
     update(state, inputs, capsys)
+    rebuilt = {p.name: p.stat().st_ino for p in (state / "graph" / "edges").iterdir()}
+    assert rebuilt.keys() == made.keys() and rebuilt != made
     current = {r["pmid"]: r for r in read_live(state, "articles").to_pylist()}
     assert set(current) == {101, 103, 104} and current[103]["version"] == 2
     doc = json.loads((state / "_state.json").read_text())

@@ -1,17 +1,15 @@
 """The relation graph (Ray Data groupby/aggregate) against a recount from relations/."""
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.curation.graph import build_graph, normalise
+from pipeline.curation.graph import normalise
 from pipeline.curation.source import table_dir
 
 pytestmark = pytest.mark.ray
