@@ -4,7 +4,8 @@
 capacity that advanced per step. `decode_row_efficiency` = live rows / rows computed: the
 share of the decode forward's rows that were real sequences (not bucket padding).
 `fed_decode_occupancy` counts only the steps taken while prompts were waiting for a slot: how
-well admission refills, apart from input starvation and the final drain.
+well admission refills, apart from input starvation and the final drain. `syncs_per_step` =
+host syncs / (prefill + decode steps).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 COUNTS = ("slots", "decode_steps", "decode_live_rows", "decode_rows_computed", "prefill_steps",
           "prefill_tokens", "prefill_padded_tokens", "generated_tokens", "sequences",
-          "fed_decode_steps", "fed_decode_live_rows")
+          "fed_decode_steps", "fed_decode_live_rows", "host_syncs")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class EngineCounters:
     sequences: int = 0  # finished prompts
     fed_decode_steps: int = 0  # decode steps taken while prompts waited for a slot
     fed_decode_live_rows: int = 0  # live rows of those steps
+    host_syncs: int = 0  # waits of the host for the device (one per prefill or decode step)
 
     def record_prefill(self, lengths: list[int]) -> None:
         """One prefill step over prompts of these lengths (right-padded to the longest)."""
@@ -68,6 +70,8 @@ def with_ratios(counts: Mapping[str, int]) -> dict[str, Any]:
     out["decode_row_efficiency"] = out["decode_live_rows"] / computed if computed else None
     fed = out["fed_decode_steps"] * out["slots"]
     out["fed_decode_occupancy"] = out["fed_decode_live_rows"] / fed if fed else None
+    steps = out["decode_steps"] + out["prefill_steps"]
+    out["syncs_per_step"] = out["host_syncs"] / steps if steps else None
     return out
 
 

@@ -3,7 +3,8 @@
 `GenerateLoop.generate(prompts)` may be called from several threads at once (the GPU actor's
 concurrent Ray batches); one background thread owns the engine, admits every caller's prompts
 into a single session the moment slots free up, and completes each caller's future as soon
-as its own prompts are done. `ClassifyLoop` does the same for the tagger: windows of all
+as its own prompts are done. Host work overlaps the device: while step t runs, the loop hands
+out step t-1's results and takes in new batches (`GenerationSession.launch`/`complete`). `ClassifyLoop` does the same for the tagger: windows of all
 waiting callers go through the same length-sorted prefill batches.
 
 A failing step fails every batch in flight (their callers retry or isolate records); the
@@ -147,8 +148,14 @@ class GenerateLoop(_Loop):
         return self.submit(prompts).result()
 
     def _run(self) -> None:
+        """Launch step t, then hand out step t-1's results and take in new batches while the
+        device computes, then wait for step t (its one host sync)."""
         session = self.engine.session(self.params)
+        done: list = []  # finished in the last completed step, not yet handed out
         while True:
+            if not session.has_work():
+                self._deliver(done, session.start)
+                done = []
             fresh = self._take(block=not session.has_work())
             if fresh is None:
                 return
@@ -158,10 +165,17 @@ class GenerateLoop(_Loop):
                 continue
             started = time.perf_counter()
             try:
-                finished = session.step()
+                launched = session.launch()
+                self._deliver(done, session.start)  # overlaps the launched step
+                done = []
+                for batch in self._take(block=False) or []:
+                    session.add(batch.requests)
+                done = session.complete(launched)
             except Exception as exc:  # every batch in flight fails; the callers decide
                 log.warning("engine step failed (%s: %s); failing the batches in flight",
                             type(exc).__name__, exc)
+                self._deliver(done, session.start)
+                done = []
                 failed = {id(r.tag): r.tag for r in session.abort()}
                 for batch in failed.values():
                     if not batch.future.done():
@@ -170,12 +184,15 @@ class GenerateLoop(_Loop):
                 continue
             finally:
                 self._add_busy(time.perf_counter() - started)
-            for req in finished:
-                batch = req.tag
-                batch.results[req.index] = self.engine.result(req, session.start)
-                batch.remaining -= 1
-                if batch.remaining == 0:
-                    batch.future.set_result(batch.results)
+
+    def _deliver(self, finished: list, start: float) -> None:
+        """Hand finished requests to their batches; complete each batch whose rows are all done."""
+        for req in finished:
+            batch = req.tag
+            batch.results[req.index] = self.engine.result(req, start)
+            batch.remaining -= 1
+            if batch.remaining == 0:
+                batch.future.set_result(batch.results)
 
 
 class ClassifyLoop(_Loop):

@@ -1,7 +1,8 @@
 """Decoding parameters and the on-device token choice (greedy pick, beam top-k candidates).
 
-Both functions end in ONE device->host transfer of a small tensor: that transfer is the decode
-loop's only host sync. Scores follow HF `generate`: greedy takes the argmax of the float32
+Both functions return a small device tensor; `to_host` starts its copy into pinned host memory
+without waiting, and the caller waits for it (`HostCopy.wait`) after doing other host work:
+that wait is the decode loop's only host sync. Scores follow HF `generate`: greedy takes the argmax of the float32
 logits after the min-new-tokens processor (the full-vocabulary `log_softmax` for the chosen
 token's log-prob runs only with `logprobs=True`); beam search adds `log_softmax` log-probs to
 the running beam scores and keeps the top `2 * num_beams` of `num_beams * vocab` candidates.
@@ -52,21 +53,41 @@ def block_eos(logits: Tensor, rows: Tensor | None, eos_token_id: int) -> Tensor:
     return logits
 
 
+class HostCopy:
+    """A device->host copy in flight: `wait()` is the one sync, returning the host tensor."""
+
+    def __init__(self, value: Tensor) -> None:
+        if value.device.type == "cpu":
+            self._host, self._event = value, None
+            return
+        self._host = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
+        self._host.copy_(value, non_blocking=True)
+        self._event = torch.cuda.Event()
+        self._event.record()
+
+    def wait(self) -> Tensor:
+        """Block until the copy has landed; the host tensor."""
+        if self._event is not None:
+            self._event.synchronize()
+            self._event = None
+        return self._host
+
+
 def greedy_pick(logits: Tensor, eos_rows: Tensor | None, eos_token_id: int,
                 logprobs: bool = True) -> Tensor:
-    """logits (R, V) -> host (2, R) float32 [token id, its log-prob], or (1, R) [token id]
-    without logprobs; one sync."""
+    """logits (R, V) -> device (2, R) float32 [token id, its log-prob], or (1, R) [token id]
+    without logprobs; no sync."""
     scores = block_eos(logits.float(), eos_rows, eos_token_id)  # (R, V) fp32
     tokens = scores.argmax(dim=-1)  # (R,)
     if not logprobs:
-        return tokens.float()[None].cpu()  # (1, R); ids < 2**24 are exact in fp32
+        return tokens.float()[None]  # (1, R); ids < 2**24 are exact in fp32
     chosen = torch.log_softmax(scores, dim=-1).gather(1, tokens[:, None])[:, 0]  # (R,)
-    return torch.stack([tokens.float(), chosen]).cpu()
+    return torch.stack([tokens.float(), chosen])
 
 
 def beam_candidates(logits: Tensor, running_scores: Tensor, eos_rows: Tensor | None,
                     eos_token_id: int) -> Tensor:
-    """logits (G*nb, V), running_scores (G, nb) -> host (2, G, 2nb): [score, flat index]; one sync.
+    """logits (G*nb, V), running_scores (G, nb) -> device (2, G, 2nb): [score, flat index]; no sync.
 
     Flat index = beam * V + token, as in HF `_get_top_k_continuations`.
     """
@@ -75,4 +96,4 @@ def beam_candidates(logits: Tensor, running_scores: Tensor, eos_rows: Tensor | N
     log_probs = block_eos(log_probs, eos_rows, eos_token_id)
     log_probs = log_probs.view(groups, num_beams, -1) + running_scores[:, :, None]  # (G, nb, V)
     values, indices = torch.topk(log_probs.reshape(groups, -1), k=2 * num_beams)  # (G, 2nb)
-    return torch.stack([values, indices.float()]).cpu()  # nb * V < 2**24: exact
+    return torch.stack([values, indices.float()])  # nb * V < 2**24: exact

@@ -1,15 +1,20 @@
 """One generation session over the engine's cache: admit requests, run steps, finish them.
 
-Each `step()` first applies the slot moves queued by finished requests (keeps live slots
-packed), then runs either a prefill of newly admitted prompts or one decode step of every
-running sequence. Requests may be added between steps (the engine loop feeds several callers'
-batches into one session). Host syncs per decode step: greedy ONE (the chosen ids, plus their
-log-probs only with `logprobs=True`); beam search ONE device->host (the top-2nb candidates),
-with the running scores going host->device without a sync.
+A step is split in two so host work overlaps the device: `launch()` applies the slot moves
+queued by finished requests (keeps live slots packed), builds the inputs, queues either a
+prefill of newly admitted prompts or one decode step of every running sequence, and starts the
+small device->host copy of its choice without waiting; `complete(step)` waits for that copy
+(the step's ONE host sync) and advances the requests. Between the two the caller does its own
+bookkeeping (the engine loop hands out the previous step's results and takes in new batches)
+while the device computes. `step()` is both at once. Requests may be added at any time.
+Host syncs per step: greedy ONE (the chosen ids, plus their log-probs only with
+`logprobs=True`); beam search ONE (the top-2nb candidates), with the running scores going
+host->device without a sync. `counters.host_syncs` counts the waits.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -17,8 +22,19 @@ from torch import Tensor
 from model.beam import BeamGroup
 from model.counters import EngineCounters
 from model.runner import ModelRunner, key_bucket
-from model.sampling import SamplingParams, beam_candidates, greedy_pick
+from model.sampling import HostCopy, SamplingParams, beam_candidates, greedy_pick
 from model.scheduler import Request, Scheduler
+
+
+@dataclass
+class Launched:
+    """A step queued on the device: its requests and the host copy of its choice in flight."""
+
+    kind: str  # "prefill" | "decode"
+    reqs: list[Request]
+    choice: HostCopy  # greedy (1|2, R) ids [, log-probs]; beam (2, G, 2nb) candidates
+    generated: list[int]  # beam: tokens generated per request before this step
+    rows: list[int] | None = None  # greedy decode: the choice row (= slot) of each request
 
 
 class GenerationSession:
@@ -49,14 +65,33 @@ class GenerationSession:
         """Drop all requests (after a failed step); the cache content is simply forgotten."""
         return self.sched.abort_all()
 
-    @torch.inference_mode()
     def step(self) -> list[Request]:
-        """One prefill or decode step; returns the requests that finished in it."""
+        """One prefill or decode step, waited for; returns the requests that finished in it."""
+        return self.complete(self.launch())
+
+    @torch.inference_mode()
+    def launch(self) -> Launched:
+        """Queue one prefill or decode step on the device; nothing waits for it yet."""
         src, dst, length = self.sched.take_moves()
         if src:
             self.runner.cache.copy_slots(src, dst, length)
         batch = self.sched.schedule_prefill()
         return self._prefill(batch) if batch else self._decode()
+
+    @torch.inference_mode()
+    def complete(self, step: Launched) -> list[Request]:
+        """Wait for a launched step's choice (the one host sync); the requests that finished."""
+        host = step.choice.wait()
+        self.counters.host_syncs += 1
+        if self.params.num_beams == 1:
+            done = self._advance_greedy(step.reqs, host if step.rows is None else host[:, step.rows])
+        else:
+            done = self._advance_beams(step.reqs, host, step.generated)
+        if step.kind == "prefill":
+            now = time.perf_counter() - self.start
+            for r in step.reqs:
+                r.first_token_s = now
+        return done
 
     def _eos_rows(self, generated: list[int]) -> Tensor | None:
         """(R,) bool: rows whose eos is blocked by min_new_tokens; None when nothing is blocked."""
@@ -65,27 +100,24 @@ class GenerationSession:
         flags = [g < self.params.min_new_tokens for g in generated]
         return torch.tensor(flags, device=self.runner.device)
 
-    def _prefill(self, batch: list[Request]) -> list[Request]:
-        """Prefill new requests (beam: only beam 0's slot) and take their first token."""
+    def _prefill(self, batch: list[Request]) -> Launched:
+        """Prefill new requests (beam: only beam 0's slot) and queue their first choice."""
         prompts = [r.prompt for r in batch]
         logits = self.runner.prefill(prompts, [r.slots[0] for r in batch])  # (B, V)
         self.counters.record_prefill([len(p) for p in prompts])
         nb = self.params.num_beams
         if nb == 1:
             picked = greedy_pick(logits, self._eos_rows([0] * len(batch)), self.params.eos_token_id,
-                                 self.params.logprobs)
-            done = self._advance_greedy(batch, picked)
-        else:  # each prompt's row stands for all its beams; beams 1.. start at -1e9
-            for r in batch:
-                r.beam = BeamGroup(self.params, r.max_new_tokens)
-            rows = torch.arange(len(batch), device=logits.device).repeat_interleave(nb)
-            done = self._advance_beams(batch, logits[rows], [0] * len(batch))
-        now = time.perf_counter() - self.start
+                                 self.params.logprobs)  # (1|2, B) device
+            return Launched("prefill", batch, HostCopy(picked), [])
+        # each prompt's row stands for all its beams; beams 1.. start at -1e9
         for r in batch:
-            r.first_token_s = now
-        return done
+            r.beam = BeamGroup(self.params, r.max_new_tokens)
+        rows = torch.arange(len(batch), device=logits.device).repeat_interleave(nb)
+        generated = [0] * len(batch)
+        return Launched("prefill", batch, self._beam_choice(batch, logits[rows], generated), generated)
 
-    def _decode(self) -> list[Request]:
+    def _decode(self) -> Launched:
         """One decode step for every running request: rows = slots [0, used), all live."""
         running = list(self.sched.running)
         n = self.sched.used
@@ -102,15 +134,23 @@ class GenerationSession:
         logits, computed = self.runner.decode(tokens, positions, key_len)  # (n, V)
         self.counters.record_decode(n, computed, fed=bool(self.sched.waiting))
         if self.params.num_beams == 1:
-            slot = [r.slots[0] for r in running]
             gen = [0] * n
             for r in running:
                 gen[r.slots[0]] = len(r.tokens)
             picked = greedy_pick(logits, self._eos_rows(gen), self.params.eos_token_id,
-                                 self.params.logprobs)  # (1|2, n) host
-            return self._advance_greedy(running, picked[:, slot])
+                                 self.params.logprobs)  # (1|2, n) device, row = slot
+            return Launched("decode", running, HostCopy(picked), [], [r.slots[0] for r in running])
         rows = torch.tensor([s for r in running for s in r.slots], device=logits.device)
-        return self._advance_beams(running, logits[rows], [r.beam.generated for r in running])
+        generated = [r.beam.generated for r in running]
+        return Launched("decode", running, self._beam_choice(running, logits[rows], generated), generated)
+
+    def _beam_choice(self, reqs: list[Request], logits: Tensor, generated: list[int]) -> HostCopy:
+        """logits (G*nb, V) in beam order -> the top-2nb candidates per group, copy in flight."""
+        nb = self.params.num_beams
+        scores = torch.stack([r.beam.running_scores for r in reqs]).to(logits.device,
+                                                                       non_blocking=True)  # (G, nb)
+        eos_rows = self._eos_rows([g for g in generated for _ in range(nb)])
+        return HostCopy(beam_candidates(logits, scores, eos_rows, self.params.eos_token_id))  # (2, G, 2nb)
 
     def _advance_greedy(self, reqs: list[Request], picked: Tensor) -> list[Request]:
         p, done = self.params, []
@@ -129,13 +169,8 @@ class GenerationSession:
                 done.append(r)
         return done
 
-    def _advance_beams(self, reqs: list[Request], logits: Tensor, generated: list[int]) -> list[Request]:
-        """logits (G*nb, V) in beam order; reorder the surviving beams' slots, then finish groups."""
-        nb = self.params.num_beams
-        scores = torch.stack([r.beam.running_scores for r in reqs]).to(logits.device,
-                                                                       non_blocking=True)  # (G, nb)
-        eos_rows = self._eos_rows([g for g in generated for _ in range(nb)])
-        cand = beam_candidates(logits, scores, eos_rows, self.params.eos_token_id)  # (2, G, 2nb)
+    def _advance_beams(self, reqs: list[Request], cand: Tensor, generated: list[int]) -> list[Request]:
+        """cand host (2, G, 2nb); reorder the surviving beams' slots, then finish groups."""
         done, src, dst, length = [], [], [], 0
         for g, r in enumerate(reqs):
             parents = r.beam.step(cand[0, g], cand[1, g].long(), self.vocab)

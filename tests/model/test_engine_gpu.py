@@ -89,3 +89,21 @@ def test_graphs_with_slot_moves_and_a_fed_loop_match_eager():
     assert got == want
     counters = graphed.counters.to_dict()
     assert counters["sequences"] == len(batch) and counters["decode_row_efficiency"] <= 1.0
+
+
+def test_a_greedy_decode_launch_never_waits_for_the_device():
+    engine = Engine(base_model(), config=EngineConfig(dtype="float16", max_model_len=256,
+                                                      kv_cache_tokens=8 * 256, max_num_seqs=8))
+    params = SamplingParams(max_new_tokens=20, ignore_eos=True)
+    session = engine.session(params)
+    session.add([engine.request(i, p, params) for i, p in enumerate(prompts([40] * 8))])
+    session.complete(session.launch())  # prefill
+    session.complete(session.launch())  # first decode: captures the (8 rows, 128 keys) graph
+    for _ in range(5):  # replays: inputs staged and launched, the choice copied, no wait
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            launched = session.launch()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        session.complete(launched)
+    assert engine.counters.host_syncs == 7 and engine.counters.decode_steps == 6

@@ -27,7 +27,8 @@ def test_counters_on_a_known_refill_case(biased):
         "slots": 2, "decode_steps": 4, "decode_live_rows": 7, "decode_rows_computed": 7,
         "prefill_steps": 2, "prefill_tokens": 11, "prefill_padded_tokens": 14,
         "generated_tokens": 10, "sequences": 3, "decode_occupancy": 7 / 8, "decode_row_efficiency": 1.0,
-        "fed_decode_steps": 1, "fed_decode_live_rows": 2, "fed_decode_occupancy": 1.0}  # c waited once
+        "fed_decode_steps": 1, "fed_decode_live_rows": 2, "fed_decode_occupancy": 1.0,  # c waited once
+        "host_syncs": 6, "syncs_per_step": 1.0}  # one wait per step
     single = Engine(biased, config=EngineConfig(max_model_len=8, kv_cache_tokens=8))
     for prompt, gen in zip(prompts, gens):  # the moved sequence's keys moved with it
         [ref] = single.generate([prompt], SamplingParams(max_new_tokens=4, ignore_eos=True))
@@ -102,3 +103,43 @@ def test_a_failed_step_fails_the_batches_in_flight_and_the_loop_goes_on(biased, 
     assert [g.token_ids for g in again] == [g.token_ids for g in Engine(
         biased, config=EngineConfig(kv_cache_tokens=2 * MAX_POS)).generate(prompts, params)]
     loop.close()
+
+
+def test_results_are_handed_out_while_the_next_step_runs(biased, monkeypatch):
+    from model.stepper import GenerationSession
+
+    events: list[str] = []
+    launch, complete = GenerationSession.launch, GenerationSession.complete
+    deliver = GenerateLoop._deliver
+
+    def logged_launch(self):
+        events.append("launch")
+        return launch(self)
+
+    def logged_complete(self, step):
+        events.append("complete")
+        return complete(self, step)
+
+    def logged_deliver(self, finished, start):
+        if finished:
+            events.append("deliver")
+        return deliver(self, finished, start)
+
+    monkeypatch.setattr(GenerationSession, "launch", logged_launch)
+    monkeypatch.setattr(GenerationSession, "complete", logged_complete)
+    monkeypatch.setattr(GenerateLoop, "_deliver", logged_deliver)
+    prompts = make_prompts([3, 17, 9, 30, 1, 5, 12, 22], seed=7)
+    params = SamplingParams(max_new_tokens=12)
+    loop = GenerateLoop(Engine(biased, config=EngineConfig(kv_cache_tokens=3 * MAX_POS)), params)
+    got = loop.generate(prompts)
+    loop.close()
+    assert loop.engine.counters.host_syncs == events.count("complete")  # one wait per step
+    events_of_loop = list(events)
+    want = Engine(biased, config=EngineConfig(kv_cache_tokens=3 * MAX_POS)).generate(prompts, params)
+    assert [g.token_ids for g in got] == [g.token_ids for g in want]
+    events = events_of_loop
+    delivers = [i for i, e in enumerate(events) if e == "deliver"]
+    assert len(delivers) >= 3  # several steps finished requests
+    # every hand-out but the last (nothing left to launch) sits between a launch and its wait
+    for i in delivers[:-1]:
+        assert events[i - 1] == "launch" and events[i + 1] == "complete"
