@@ -5,7 +5,9 @@ capacity that advanced per step. `decode_row_efficiency` = live rows / rows comp
 share of the decode forward's rows that were real sequences (not bucket padding).
 `fed_decode_occupancy` counts only the steps taken while prompts were waiting for a slot: how
 well admission refills, apart from input starvation and the final drain. `syncs_per_step` =
-host syncs / (prefill + decode steps).
+host syncs / (prefill + decode steps). Callers that feed the engine may add their own counts
+(`FEED_COUNTS`, summed over engines) and peaks (`FEED_PEAKS`, the highest over engines): the
+GPU stage's calls and the most of them in flight at once.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from typing import Any
 COUNTS = ("slots", "decode_steps", "decode_live_rows", "decode_rows_computed", "prefill_steps",
           "prefill_tokens", "prefill_padded_tokens", "generated_tokens", "sequences",
           "fed_decode_steps", "fed_decode_live_rows", "host_syncs")
+
+FEED_COUNTS = ("stage_calls",)  # batches handed to the engine by its caller
+FEED_PEAKS = ("peak_calls_in_flight",)  # most of those batches in flight at once
 
 
 @dataclass
@@ -64,6 +69,7 @@ class EngineCounters:
 def with_ratios(counts: Mapping[str, int]) -> dict[str, Any]:
     """Counts plus decode_occupancy and decode_row_efficiency (None when undefined)."""
     out: dict[str, Any] = {k: int(counts.get(k, 0)) for k in COUNTS}
+    out.update({k: int(counts[k]) for k in FEED_COUNTS + FEED_PEAKS if k in counts})
     capacity = out["decode_steps"] * out["slots"]
     out["decode_occupancy"] = out["decode_live_rows"] / capacity if capacity else None
     computed = out["decode_rows_computed"]
@@ -84,8 +90,12 @@ def sum_counters(parts: Iterable[Mapping[str, int]]) -> dict[str, Any]:
     total = {k: 0 for k in COUNTS}
     capacity = fed = 0
     for part in parts:
-        for k in COUNTS:
-            total[k] += int(part.get(k, 0))
+        for k in COUNTS + FEED_COUNTS:
+            if k in part:
+                total[k] = total.get(k, 0) + int(part[k])
+        for k in FEED_PEAKS:
+            if k in part:
+                total[k] = max(total.get(k, 0), int(part[k]))
         capacity += int(part.get("decode_steps", 0)) * int(part.get("slots", 0))
         fed += int(part.get("fed_decode_steps", 0)) * int(part.get("slots", 0))
     out = with_ratios(total)

@@ -33,7 +33,6 @@ class Launched:
     kind: str  # "prefill" | "decode"
     reqs: list[Request]
     choice: HostCopy  # greedy (1|2, R) ids [, log-probs]; beam (2, G, 2nb) candidates
-    generated: list[int]  # beam: tokens generated per request before this step
     rows: list[int] | None = None  # greedy decode: the choice row (= slot) of each request
 
 
@@ -86,7 +85,7 @@ class GenerationSession:
         if self.params.num_beams == 1:
             done = self._advance_greedy(step.reqs, host if step.rows is None else host[:, step.rows])
         else:
-            done = self._advance_beams(step.reqs, host, step.generated)
+            done = self._advance_beams(step.reqs, host)
         if step.kind == "prefill":
             now = time.perf_counter() - self.start
             for r in step.reqs:
@@ -109,13 +108,12 @@ class GenerationSession:
         if nb == 1:
             picked = greedy_pick(logits, self._eos_rows([0] * len(batch)), self.params.eos_token_id,
                                  self.params.logprobs)  # (1|2, B) device
-            return Launched("prefill", batch, HostCopy(picked), [])
+            return Launched("prefill", batch, HostCopy(picked))
         # each prompt's row stands for all its beams; beams 1.. start at -1e9
         for r in batch:
             r.beam = BeamGroup(self.params, r.max_new_tokens)
         rows = torch.arange(len(batch), device=logits.device).repeat_interleave(nb)
-        generated = [0] * len(batch)
-        return Launched("prefill", batch, self._beam_choice(batch, logits[rows], generated), generated)
+        return Launched("prefill", batch, self._beam_choice(batch, logits[rows], [0] * len(batch)))
 
     def _decode(self) -> Launched:
         """One decode step for every running request: rows = slots [0, used), all live."""
@@ -139,10 +137,10 @@ class GenerationSession:
                 gen[r.slots[0]] = len(r.tokens)
             picked = greedy_pick(logits, self._eos_rows(gen), self.params.eos_token_id,
                                  self.params.logprobs)  # (1|2, n) device, row = slot
-            return Launched("decode", running, HostCopy(picked), [], [r.slots[0] for r in running])
+            return Launched("decode", running, HostCopy(picked), [r.slots[0] for r in running])
         rows = torch.tensor([s for r in running for s in r.slots], device=logits.device)
         generated = [r.beam.generated for r in running]
-        return Launched("decode", running, self._beam_choice(running, logits[rows], generated), generated)
+        return Launched("decode", running, self._beam_choice(running, logits[rows], generated))
 
     def _beam_choice(self, reqs: list[Request], logits: Tensor, generated: list[int]) -> HostCopy:
         """logits (G*nb, V) in beam order -> the top-2nb candidates per group, copy in flight."""
@@ -169,7 +167,7 @@ class GenerationSession:
                 done.append(r)
         return done
 
-    def _advance_beams(self, reqs: list[Request], cand: Tensor, generated: list[int]) -> list[Request]:
+    def _advance_beams(self, reqs: list[Request], cand: Tensor) -> list[Request]:
         """cand host (2, G, 2nb); reorder the surviving beams' slots, then finish groups."""
         done, src, dst, length = [], [], [], 0
         for g, r in enumerate(reqs):

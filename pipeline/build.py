@@ -157,6 +157,9 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
     ds = ds.map_batches(TokenizeStage, fn_constructor_kwargs={"config": config},
                         batch_size=config.cpu_batch_size, batch_format="pyarrow",
                         compute=pool(min_size=1, max_size=cpu_actors), num_cpus=cpu)
+    # one GPU-stage batch per block: Ray runs a task's batches one after another, so blocks of
+    # many batches would keep only a few batches in flight (one per task) and starve the engine
+    ds = ds.repartition(target_num_rows_per_block=config.batch_size)
     with warnings.catch_warnings():
         # Ray 2.60 has no named parameter for bounded actor restarts / task retries (its
         # default is unbounded, so an actor that dies on every try would loop forever).

@@ -40,7 +40,7 @@ class RunConfig(BaseModel):
     kv_cache_tokens: int | None = Field(None, ge=2, description="engine: KV cache in tokens "
                                         "(None: sized from GPU memory; on the CPU max_num_seqs slots)")
     gpu_batches_in_flight: int | None = Field(None, ge=1, description="Ray batches per GPU actor at "
-                                              "once (None: max(8, 4 x max_num_seqs / batch_size))")
+                                              "once (None: max(16, 8 x max_num_seqs / batch_size))")
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=0.98)
     max_retries: int = Field(2, ge=0, description="retries of a batch whose GPU actor died")
     max_actor_restarts: int = Field(3, ge=0, description="replacements of a dead GPU actor")

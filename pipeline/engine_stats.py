@@ -72,6 +72,8 @@ def engine_summary(engine: dict[str, Any] | None) -> str:
     """One line for `biomine run`: decode occupancy and row efficiency, steps, GPU actors."""
     if not engine or not engine.get("decode_steps"):
         return "no decode steps"
+    feed = (f", up to {engine['peak_calls_in_flight']} batches in flight"
+            if engine.get("peak_calls_in_flight") else "")
     return (f"decode_occupancy {engine['decode_occupancy']:.3f}, decode_row_efficiency "
             f"{engine['decode_row_efficiency']:.3f} ({engine['decode_steps']} decode steps, "
-            f"{engine['slots']} slots, {len(engine.get('per_actor', {}))} GPU actor(s))")
+            f"{engine['slots']} slots, {len(engine.get('per_actor', {}))} GPU actor(s){feed})")

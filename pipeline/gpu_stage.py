@@ -30,11 +30,14 @@ GPU_FAULT_ENV = "BIOMINE_FAULT_GPU_DIE_ONCE"  # test hook: a marker path; the fi
 
 
 def batches_in_flight(config: RunConfig) -> int:
-    """Ray batches per GPU actor at once: enough queued rows to refill slots while a few
-    batches wait for their longest output (at least 8, and 4x the slots in rows)."""
+    """Ray batches per GPU actor at once (at least 16, and 8x the slots in rows).
+
+    A batch returns only when its longest output is done, so most batches in flight are held
+    by a few long outputs while their other rows are finished; the rest must still hold enough
+    waiting prompts to refill the slots through Ray's dispatch gap (~0.2 s) between batches."""
     if config.gpu_batches_in_flight is not None:
         return config.gpu_batches_in_flight
-    return max(8, ceil(4 * config.max_num_seqs / config.batch_size))
+    return max(16, ceil(8 * config.max_num_seqs / config.batch_size))
 
 
 def gpu_pool_options(config: RunConfig) -> dict[str, Any]:
@@ -99,10 +102,23 @@ class GenerateStage:
         self.started_at = time.time()
         self._report_lock = threading.Lock()
         self._reported_at = 0.0
+        self._calls = self._in_flight = self._peak_in_flight = 0  # Ray batches (counters)
         log.info("GPU stage ready on %s (%s) in %.1fs", self.device, dtype, time.perf_counter() - started)
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
         self._maybe_die()
+        with self._report_lock:
+            self._calls += 1
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            return self._mine(batch)
+        finally:
+            with self._report_lock:
+                self._in_flight -= 1
+            self._report()
+
+    def _mine(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
         table = as_table(batch)
         require(table, self.requires, type(self).__name__)
         errors = _errors(table)
@@ -143,7 +159,6 @@ class GenerateStage:
         # summed by the sink: the engine threads' stepping time, each second claimed by one batch
         busy_us = int(sum(loop.claim_busy_s() for loop in (self.re_loop, self.ner_loop) if loop) * 1e6)
         table = _set(table, "n_gpu_busy_us", [busy_us if i == 0 else 0 for i in range(n)], pa.int64())
-        self._report()
         return table.drop_columns([c for c in ("re_prompt", "ner_windows") if c in table.column_names])
 
     def _report(self) -> None:
@@ -152,11 +167,12 @@ class GenerateStage:
             return
         with self._report_lock:
             now = time.time()
-            if self.re_loop.in_flight and now - self._reported_at < REPORT_EVERY_S:
+            if (self.re_loop.in_flight or self._in_flight) and now - self._reported_at < REPORT_EVERY_S:
                 return
             self._reported_at = now
-            write_actor_counters(self.config.output, self.actor, self.started_at,
-                                 self.re_engine.counters.to_dict())
+            counters = {**self.re_engine.counters.to_dict(), "stage_calls": self._calls,
+                        "peak_calls_in_flight": self._peak_in_flight}
+            write_actor_counters(self.config.output, self.actor, self.started_at, counters)
 
     def _maybe_die(self) -> None:
         """Test hook: kill this actor's process once (simulates a GPU actor crash)."""

@@ -72,7 +72,9 @@ def write_json(output: str, name: str, obj: Any) -> None:
     write_text_atomic(fs, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", f"{base}/{name}")
 
 
-WRITTEN_KEYS = ("articles", "relations", "entities", "errors", "blocks")
+WRITTEN_KEYS = ("articles", "relations", "entities", "errors", "blocks",  # rows and blocks written
+                "n_generated", "n_prompt_tokens", "n_gpu_busy_us", "n_relations", "n_entities",
+                "n_malformed")  # sums of the articles' n_ columns
 
 
 def read_manifest(output: str) -> dict[str, Any] | None:

@@ -91,6 +91,9 @@ def test_sample_end_to_end(ray_cluster, tmp_path):
     saved = json.loads((out / "_manifest.json").read_text())
     assert saved["status"] == "finished" == manifest["status"]
     assert saved["counts"]["written"]["articles"] == len(want)
+    for column in ("n_relations", "n_entities"):  # the articles' n_ columns summed
+        assert saved["counts"]["written"][column] == sum(articles.column(column).to_pylist())
+    assert "n_generated" in saved["counts"]["written"]
     assert saved["versions"]["ray"] and saved["versions"]["torch"]
     # a rerun of a finished run does no model work
     again = run(config(inputs, out))
@@ -187,3 +190,17 @@ def test_dead_gpu_actor_is_replaced_and_its_batch_retried(ray_cluster, tmp_path,
     assert manifest["status"] == "finished"
     pmids = table(tmp_path / "out", "articles").column("pmid").to_pylist()
     assert len(pmids) == len(set(pmids)) == len(expected_latest(inputs))
+
+
+def test_gpu_stage_gets_several_batches_at_once_from_one_big_block(ray_cluster, tmp_path):
+    # one input file and a CPU batch larger than the file: the tokenizer emits ONE block, which
+    # Ray would hand to the GPU actor as one task whose batches run one after another
+    inputs = [p for p in sample_inputs() if p.endswith("pubmed26n1334.xml.gz")]
+    abstracts = sum(1 for r in iter_records(inputs[0]) if (r if isinstance(r, dict) else vars(r)).get("abstract"))
+    manifest = run(config(inputs, tmp_path / "out", tasks=["re-bc5cdr"], batch_size=4,
+                          cpu_batch_size=64, max_new_tokens=48))
+    engine = manifest["engine"]
+    assert engine["sequences"] == abstracts and engine["decode_row_efficiency"] == 1.0
+    assert engine["stage_calls"] >= abstracts // 4
+    assert engine["peak_calls_in_flight"] >= 2  # batches of the one block were in flight together
+    assert engine["host_syncs"] == engine["decode_steps"] + engine["prefill_steps"]

@@ -16,16 +16,19 @@ def counts(steps: int, live: int, computed: int, slots: int = 4) -> dict:
 def test_actor_files_are_summed_and_kept_per_actor(tmp_path):
     out = str(tmp_path)
     begin = time.time()
-    write_actor_counters(out, "a1", begin, counts(10, 36, 40))
+    write_actor_counters(out, "a1", begin, {**counts(10, 36, 40), "stage_calls": 3, "peak_calls_in_flight": 3})
     write_actor_counters(out, "a2", begin, counts(5, 20, 20))
-    write_actor_counters(out, "a2", begin, counts(6, 24, 24))  # a later write replaces the earlier
+    write_actor_counters(out, "a2", begin, {**counts(6, 24, 24), "stage_calls": 5,
+                                            "peak_calls_in_flight": 2})  # a later write replaces the earlier
     engine = collect_engine_counters(out, begin)
     assert sorted(engine["per_actor"]) == ["a1", "a2"]
     assert engine["slots"] == 8 and engine["decode_steps"] == 16 and engine["decode_live_rows"] == 60
     assert engine["decode_occupancy"] == 60 / (10 * 4 + 6 * 4)
     assert engine["decode_row_efficiency"] == 60 / 64
     assert engine["per_actor"]["a2"]["decode_occupancy"] == 1.0
+    assert engine["stage_calls"] == 8 and engine["peak_calls_in_flight"] == 3  # summed; the highest
     assert "0.938" in engine_summary(engine) and "2 GPU actor(s)" in engine_summary(engine)
+    assert "up to 3 batches in flight" in engine_summary(engine)
     assert not list((tmp_path / "_engine").glob("*.tmp"))  # atomic writes leave nothing behind
 
 
