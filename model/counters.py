@@ -7,7 +7,7 @@ share of the decode forward's rows that were real sequences (not bucket padding)
 well admission refills, apart from input starvation and the final drain. `syncs_per_step` =
 host syncs / (prefill + decode steps). Callers that feed the engine may add their own counts
 (`FEED_COUNTS`, summed over engines) and peaks (`FEED_PEAKS`, the highest over engines): the
-GPU stage's calls and the most of them in flight at once.
+GPU stage's calls and rows and the most calls in flight at once.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ COUNTS = ("slots", "decode_steps", "decode_live_rows", "decode_rows_computed", "
           "prefill_tokens", "prefill_padded_tokens", "generated_tokens", "sequences",
           "fed_decode_steps", "fed_decode_live_rows", "host_syncs")
 
-FEED_COUNTS = ("stage_calls",)  # batches handed to the engine by its caller
+FEED_COUNTS = ("stage_calls", "stage_rows")  # batches (and their rows) handed in by the caller
 FEED_PEAKS = ("peak_calls_in_flight",)  # most of those batches in flight at once
 
 

@@ -102,7 +102,7 @@ class GenerateStage:
         self.started_at = time.time()
         self._report_lock = threading.Lock()
         self._reported_at = 0.0
-        self._calls = self._in_flight = self._peak_in_flight = 0  # Ray batches (counters)
+        self._calls = self._rows = self._in_flight = self._peak_in_flight = 0  # Ray batches (counters)
         log.info("GPU stage ready on %s (%s) in %.1fs", self.device, dtype, time.perf_counter() - started)
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
@@ -112,11 +112,16 @@ class GenerateStage:
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         try:
-            return self._mine(batch)
-        finally:
+            out = self._mine(batch)
+        except BaseException:
             with self._report_lock:
                 self._in_flight -= 1
-            self._report()
+            raise
+        with self._report_lock:
+            self._in_flight -= 1
+            self._rows += out.num_rows
+        self._report()
+        return out
 
     def _mine(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
         table = as_table(batch)
@@ -162,15 +167,16 @@ class GenerateStage:
         return table.drop_columns([c for c in ("re_prompt", "ner_windows") if c in table.column_names])
 
     def _report(self) -> None:
-        """Write the engine counters every REPORT_EVERY_S, and whenever no batch is left in flight."""
-        if self.re_engine is None:
-            return
+        """Write the counters every REPORT_EVERY_S, and whenever no batch is left in flight
+        (the engine's, if it generates, plus the stage's calls and rows, which progress follows)."""
+        loop = self.re_loop or self.ner_loop
         with self._report_lock:
             now = time.time()
-            if (self.re_loop.in_flight or self._in_flight) and now - self._reported_at < REPORT_EVERY_S:
+            if (loop.in_flight or self._in_flight) and now - self._reported_at < REPORT_EVERY_S:
                 return
             self._reported_at = now
-            counters = {**self.re_engine.counters.to_dict(), "stage_calls": self._calls,
+            engine = self.re_engine.counters.to_dict() if self.re_engine is not None else {}
+            counters = {**engine, "stage_calls": self._calls, "stage_rows": self._rows,
                         "peak_calls_in_flight": self._peak_in_flight}
             write_actor_counters(self.config.output, self.actor, self.started_at, counters)
 

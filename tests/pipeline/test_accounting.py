@@ -135,3 +135,26 @@ def test_progress_line_without_eta(tmp_path, done, to_mine, eta):
     progress = Progress(str(tmp_path), to_mine=to_mine, show=False)
     progress.counts["articles"] = done
     assert f"ETA {eta}" in progress.line()
+
+
+def test_progress_follows_the_model_stage_between_commits(tmp_path):
+    from pipeline.engine_stats import write_actor_counters
+
+    progress = Progress(str(tmp_path), to_mine=1000, show=False, interval_s=60).start()
+    write_actor_counters(str(tmp_path), "old-run", 0.0, {"stage_rows": 900})  # an earlier invocation's
+    path = tmp_path / "_engine" / "old-run.json"
+    record = json.loads(path.read_text())
+    record["written_at"] = 1.0
+    path.write_text(json.dumps(record))
+    assert progress.poll()["articles"] == 0 and progress.through_model == 0
+    assert "model" not in progress.line() and "ETA --:--" in progress.line()
+    write_actor_counters(str(tmp_path), "a1", 0.0, {"stage_rows": 256, "stage_calls": 2})
+    write_actor_counters(str(tmp_path), "a2", 0.0, {"stage_rows": 128, "stage_calls": 1})
+    progress.poll()
+    assert progress.through_model == 384 and progress.counts["articles"] == 0  # nothing committed yet
+    line = progress.line()
+    assert line.startswith("mined 0/1,000 articles (0%)  model 384  ") and "ETA --:--" not in line
+    (tmp_path / "_commits").mkdir()
+    _commit(tmp_path / "_commits" / "g.parquet", 384, {})
+    assert progress.stop()["articles"] == 384  # the final count is the committed one
+    assert "model" not in progress.line()  # committed caught up with the model stage
