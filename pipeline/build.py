@@ -123,10 +123,11 @@ def select_pending(index: pa.Table | None, done: pa.Array, limit: int | None) ->
 
 def keep_lists(files: list[str], pending: pa.Table) -> dict[str, np.ndarray]:
     """Pending records grouped per input file: file name -> sorted record positions (int32)."""
-    seq = pending.column("file_seq").to_numpy()
-    pos = pending.column("position").to_numpy().astype(np.int32)
-    order = np.lexsort((pos, seq))
-    seq, pos = seq[order], pos[order]
+    # one int64 sort key (file_seq high, position low): several times faster than lexsort
+    key = pending.column("file_seq").to_numpy().astype(np.int64) << 32
+    key |= pending.column("position").to_numpy().astype(np.int64)
+    key.sort()
+    seq, pos = key >> 32, (key & 0xFFFFFFFF).astype(np.int32)
     ids, starts = np.unique(seq, return_index=True)
     bounds = list(starts[1:]) + [len(seq)]
     return {os.path.basename(files[int(i)]): pos[s:e] for i, s, e in zip(ids, starts, bounds)}

@@ -128,3 +128,20 @@ def test_partitioned_resolution_equals_one_partition(inputs, monkeypatch):
     parts = select_pending(index, done, 50)
     assert parts[1] == whole[1] and parts[0].equals(whole[0])
     assert whole[1]["done"] > 0 and whole[1]["latest"] == 50
+
+
+def test_keep_lists_group_shuffled_pending_rows_by_file_in_position_order():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    files = [f"/in/pubmed26n{i:04d}.xml.gz" for i in range(1, 6)]
+    seq = rng.integers(0, 5, 2000)
+    pos = rng.permutation(40_000)[:2000]  # distinct positions, in no order
+    pending = pa.table({"pmid": pa.array(np.arange(2000), pa.int64()),
+                        "file_seq": pa.array(seq, pa.int32()), "position": pa.array(pos, pa.int64())})
+    want: dict[str, list[int]] = {}
+    for s, p in zip(seq.tolist(), pos.tolist()):
+        want.setdefault(Path(files[s]).name, []).append(p)
+    got = keep_lists(files, pending)
+    assert {k: v.tolist() for k, v in got.items()} == {k: sorted(v) for k, v in want.items()}
+    assert all(v.dtype == np.int32 for v in got.values())
