@@ -4,8 +4,9 @@
 concurrent Ray batches); one background thread owns the engine, admits every caller's prompts
 into a single session the moment slots free up, and completes each caller's future as soon
 as its own prompts are done. Host work overlaps the device: while step t runs, the loop hands
-out step t-1's results and takes in new batches (`GenerationSession.launch`/`complete`). `ClassifyLoop` does the same for the tagger: windows of all
-waiting callers go through the same length-sorted prefill batches.
+out step t-1's results and takes in new batches (`GenerationSession.launch`/`complete`).
+`ClassifyLoop` does the same for the tagger: windows of all waiting callers go through the
+same length-sorted prefill batches.
 
 A failing step fails every batch in flight (their callers retry or isolate records); the
 loop then starts a fresh session and goes on.
@@ -153,15 +154,14 @@ class GenerateLoop(_Loop):
         session = self.engine.session(self.params)
         done: list = []  # finished in the last completed step, not yet handed out
         while True:
-            if not session.has_work():
+            if not session.has_work():  # idle: hand out the rest, then wait for a batch
                 self._deliver(done, session.start)
                 done = []
-            fresh = self._take(block=not session.has_work())
-            if fresh is None:
-                return
-            for batch in fresh:
-                session.add(batch.requests)
-            if not session.has_work():
+                fresh = self._take(block=True)
+                if fresh is None:
+                    return
+                for batch in fresh:
+                    session.add(batch.requests)
                 continue
             started = time.perf_counter()
             try:

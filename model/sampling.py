@@ -1,9 +1,9 @@
 """Decoding parameters and the on-device token choice (greedy pick, beam top-k candidates).
 
-Both functions return a small device tensor; `to_host` starts its copy into pinned host memory
-without waiting, and the caller waits for it (`HostCopy.wait`) after doing other host work:
-that wait is the decode loop's only host sync. Scores follow HF `generate`: greedy takes the argmax of the float32
-logits after the min-new-tokens processor (the full-vocabulary `log_softmax` for the chosen
+Both functions return a small device tensor; `HostCopy` starts its copy into pinned host
+memory without waiting, and the caller waits for it (`HostCopy.wait`) after doing other host
+work: that wait is the decode loop's only host sync. Scores follow HF `generate`: greedy takes
+the argmax of the float32 logits after the min-new-tokens processor (the full-vocabulary `log_softmax` for the chosen
 token's log-prob runs only with `logprobs=True`); beam search adds `log_softmax` log-probs to
 the running beam scores and keeps the top `2 * num_beams` of `num_beams * vocab` candidates.
 """

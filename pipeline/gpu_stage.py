@@ -111,17 +111,15 @@ class GenerateStage:
             self._calls += 1
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        out = None
         try:
             out = self._mine(batch)
-        except BaseException:
+            return out
+        finally:
             with self._report_lock:
                 self._in_flight -= 1
-            raise
-        with self._report_lock:
-            self._in_flight -= 1
-            self._rows += out.num_rows
-        self._report()
-        return out
+                self._rows += out.num_rows if out is not None else 0
+            self._report()
 
     def _mine(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
         table = as_table(batch)
