@@ -29,7 +29,7 @@ def sample_batches(records: int, batch_size: int, config: Any) -> list[Any]:
 
     from jobs.run import sample_inputs
     from pipeline.pubmed.xml import iter_records
-    from pipeline.stages import TokenizeStage
+    from pipeline.dataflow.stages import TokenizeStage
 
     articles = []
     for path in sample_inputs():
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.pipeline import stopping_demo_dir
     from pipeline.config import RunConfig
-    from pipeline.gpu_stage import GenerateStage, batches_in_flight
+    from pipeline.dataflow.gpu_stage import GenerateStage, batches_in_flight
 
     with tempfile.TemporaryDirectory() as tmp:
         model = stopping_demo_dir(Path(tmp), args.eos_bias)

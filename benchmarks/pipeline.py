@@ -91,9 +91,9 @@ def output_lengths(model_dir: str | None, max_new_tokens: int, batch_size: int) 
     from model.loader import load_model
     from model.sampling import SamplingParams
     from pipeline.config import RunConfig
-    from pipeline.gpu_stage import re_model_len
+    from pipeline.dataflow.gpu_stage import re_model_len
     from pipeline.pubmed.xml import iter_records
-    from pipeline.runtime import RelationRunner
+    from pipeline.dataflow.runtime import RelationRunner
 
     config = RunConfig(inputs=["-"], output="-", re_model=model_dir, demo_model=model_dir is None,
                        max_new_tokens=max_new_tokens)
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from pipeline.build import run
+    from pipeline.dataflow.build import run
     from pipeline.config import RunConfig
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -60,7 +60,7 @@ def fake_commits(output: str, pmids, rows_per_file: int) -> None:  # noqa: ANN00
     """A commit log of len(pmids) committed PMIDs in groups of rows_per_file (one tiny table)."""
     import pyarrow as pa
 
-    from pipeline.sink import OutputTable, ResultSink
+    from pipeline.dataflow.sink import OutputTable, ResultSink
 
     tables = [OutputTable("articles", pa.schema([("pmid", pa.int64())]))]
     sink = ResultSink(output, tables, "bench", rows_per_file)
@@ -76,10 +76,10 @@ def plan_phases(n: int, workdir: Path, xml_max: int) -> dict:
     import pyarrow as pa
     import ray
 
-    from pipeline.build import keep_lists, select_pending
-    from pipeline.index_cache import index_files
+    from pipeline.dataflow.build import keep_lists, select_pending
+    from pipeline.planning.index_cache import index_files
     from pipeline.pubmed.read import keep_positions_handler
-    from pipeline.sink import recover
+    from pipeline.dataflow.sink import recover
 
     out = workdir / f"plan-{n}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
@@ -188,7 +188,7 @@ def _cli(files: list[str], out: Path, rows_per_file: int) -> list[str]:
 
 def whole_run(n: int, workdir: Path, rows_per_file: int) -> dict:
     """`biomine run --tasks ner --demo-model` on the size-n inputs: wall, RSS, file layout."""
-    from pipeline.sink import commit_log
+    from pipeline.dataflow.sink import commit_log
 
     files = synthesize(workdir / f"in-{n}", n)
     out = workdir / f"run-{n}"
@@ -228,7 +228,7 @@ def whole_run(n: int, workdir: Path, rows_per_file: int) -> dict:
 def kill_and_restart(n: int, workdir: Path, rows_per_file: int) -> dict:
     """Kill -9 a run once ~50 % of its records are committed; time the restart until mining
     resumes (the driver has planned and streams the rest) and until its first new commit."""
-    from pipeline.sink import commit_log
+    from pipeline.dataflow.sink import commit_log
 
     files = synthesize(workdir / f"in-{n}", n)
     out = workdir / f"kill-{n}"
@@ -258,7 +258,7 @@ def kill_and_restart(n: int, workdir: Path, rows_per_file: int) -> dict:
             first_commit = time.perf_counter() - t
     again.wait()
     total = time.perf_counter() - t
-    from pipeline.sink import recover
+    from pipeline.dataflow.sink import recover
 
     pmids = recover(str(out), ["articles"]).to_pylist()
     return {"n": n, "killed_at_committed": committed, "restart_to_mining_s": round(resumed or -1, 1),

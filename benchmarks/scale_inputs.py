@@ -66,7 +66,7 @@ def synthetic_index(n: int):  # noqa: ANN201
     import numpy as np
     import pyarrow as pa
 
-    from pipeline.index_cache import COMPACT_SCHEMA, RECORD_TYPES
+    from pipeline.planning.index_cache import COMPACT_SCHEMA, RECORD_TYPES
 
     pmids = np.arange(FIRST_PMID, FIRST_PMID + n, dtype=np.int64)
     revised = pmids[pmids % REVISE == 0]

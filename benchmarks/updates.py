@@ -93,7 +93,7 @@ def make_rows(pmids: np.ndarray, rng: np.random.Generator, source: str, schemas:
 
 def build_state(folder: str, n: int, layout: Layout, seed: int = 0) -> dict[str, Any]:
     """State of PMIDs 1..n written bucket by bucket as base files and key indexes (generation 0)."""
-    from pipeline.outputs import OUTPUT_TABLES
+    from pipeline.dataflow.outputs import OUTPUT_TABLES
 
     schemas = {t.name: t.schema for t in OUTPUT_TABLES if t.name != "errors"}
     store = StateStore(folder)

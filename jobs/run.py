@@ -97,7 +97,7 @@ def handle(args: argparse.Namespace) -> int:
     file errors (listed), failures raise (the CLI maps them to 1, 2 or 130).
     """
     from pipeline.config import build_config, load_config_file
-    from pipeline.preflight import check_run
+    from pipeline.planning.preflight import check_run
     from pipeline.pubmed.read import expand_inputs
 
     file_values = load_config_file(args.config) if args.config else {}
@@ -107,12 +107,12 @@ def handle(args: argparse.Namespace) -> int:
     config = build_config(file_values, cli, file_name=args.config)
     check_run(config, expand_inputs(config.inputs))  # fast: before Ray is even imported
     if args.dry_run:
-        from pipeline.plan import format_plan, plan
+        from pipeline.planning.plan import format_plan, plan
 
         print(format_plan(plan(config)))
         return 0
 
-    from pipeline.build import run
+    from pipeline.dataflow.build import run
     from jobs.run_summary import print_summary
 
     manifest = run(config, strict=args.strict)

@@ -13,7 +13,7 @@ def first_record_errors(output: str, limit: int = FIRST_ERRORS) -> list[str]:
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from pipeline.sink import open_output
+    from pipeline.dataflow.sink import open_output
 
     fs, base = open_output(output)
     infos = fs.get_file_info(pafs.FileSelector(f"{base}/errors", allow_not_found=True))
@@ -33,8 +33,8 @@ def first_record_errors(output: str, limit: int = FIRST_ERRORS) -> list[str]:
 
 def print_summary(manifest: dict[str, Any], output: str) -> int:
     """Print what the run did (for the whole output folder); return the exit code."""
-    from pipeline.accounting import describe
-    from pipeline.engine_stats import engine_summary
+    from pipeline.records.accounting import describe
+    from pipeline.records.engine_stats import engine_summary
 
     totals = manifest["totals"]
     index = manifest["counts"]["index"]

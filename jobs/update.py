@@ -26,12 +26,12 @@ def handle(args: argparse.Namespace) -> int:
     """Validate, process the new files, print what changed."""
     from pipeline.config import build_config, load_config_file
     from pipeline.state.partitions import Layout
-    from pipeline.update_job import update
+    from pipeline.dataflow.update_job import update
 
     file_values = load_config_file(args.config) if args.config else {}
     cli = {"inputs": args.inputs, "output": args.state, **mining_values(args)}
     config = build_config(file_values, cli, file_name=args.config)
-    from pipeline.preflight import check_run
+    from pipeline.planning.preflight import check_run
     from pipeline.pubmed.read import expand_inputs
 
     check_run(config, expand_inputs(config.inputs))  # models, -o, inputs: before Ray starts

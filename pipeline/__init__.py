@@ -1,1 +1,1 @@
-"""The mining job on Ray Data (config, plan, stages, GPU stage, sink); PubMed reading lives in `pubmed/`."""
+"""The mining job on Ray Data: planning/, dataflow/, records/; PubMed reading lives in `pubmed/`."""

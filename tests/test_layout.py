@@ -99,3 +99,11 @@ def test_model_never_imports_ray() -> None:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n == "ray" or n.startswith("ray.") for n in names), path
+
+
+def test_pipeline_top_level_holds_only_shared_settings() -> None:
+    # the job's modules live in packages that follow the data (planning, dataflow, records)
+    top = {p.name for p in (ROOT / "pipeline").glob("*.py")}
+    assert top <= {"__init__.py", "config.py", "jsonfile.py"}, sorted(top)
+    for pkg in ("planning", "dataflow", "records"):
+        assert (ROOT / "pipeline" / pkg / "__init__.py").is_file()

@@ -35,7 +35,7 @@ FAULT_ENV = "BIOMINE_STATE_FAULT"  # test hook: "staged", "ops:N" or "applied" -
 
 
 def open_output(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and base path for a local folder or an object-store URI (as pipeline.sink,
+    """A pyarrow filesystem and base path for a local folder or an object-store URI (as pipeline.dataflow.sink,
     without importing Ray)."""
     return pafs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
 

@@ -55,7 +55,7 @@ def test_bad_models_fail_before_ray_and_leave_the_output_free(tmp_path, tiny_mod
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not out.exists()  # nothing written: -o is free for the fixed command
     from pipeline.config import RunConfig
-    from pipeline.preflight import check_run
+    from pipeline.planning.preflight import check_run
 
     check_run(RunConfig(inputs=sample_inputs(), output=str(out), re_model=str(tiny_models / "re")),
               sample_inputs())

@@ -15,10 +15,10 @@ import pytest
 
 from jobs.run import sample_inputs
 from pipeline.config import RunConfig
-from pipeline.outputs import OUT_ARTICLE_SCHEMA
+from pipeline.dataflow.outputs import OUT_ARTICLE_SCHEMA
 from pipeline.pubmed.xml import iter_records
 from pipeline.pubmed.schema import ERROR_SCHEMA
-from pipeline.sink import FAULT_ENV
+from pipeline.dataflow.sink import FAULT_ENV
 from pipeline.tasks.rows import ENTITY_SCHEMA, RELATION_SCHEMA
 
 pytestmark = pytest.mark.ray
@@ -66,7 +66,7 @@ def wait_for_idle_cluster(ray, timeout_s: float = 90.0) -> None:
 
 
 def run(cfg: RunConfig) -> dict:
-    from pipeline.build import run as run_job
+    from pipeline.dataflow.build import run as run_job
 
     return run_job(cfg)
 
@@ -180,7 +180,7 @@ def test_update_files_revise_and_delete(ray_cluster, tmp_path):
 
 
 def test_dead_gpu_actor_is_replaced_and_its_batch_retried(ray_cluster, tmp_path, monkeypatch):
-    from pipeline.gpu_stage import GPU_FAULT_ENV
+    from pipeline.dataflow.gpu_stage import GPU_FAULT_ENV
 
     marker = tmp_path / "died"
     monkeypatch.setenv(GPU_FAULT_ENV, str(marker))

@@ -14,7 +14,7 @@ DATA = Path(__file__).parents[2] / "data"
 def sample_run(ray_cluster, tmp_path_factory) -> Path:
     """`biomine run --sample --demo-model --tasks re-bc5cdr,ner` output (run once per session)."""
     from jobs.run import sample_inputs
-    from pipeline.build import run
+    from pipeline.dataflow.build import run
     from pipeline.config import RunConfig
 
     out = tmp_path_factory.mktemp("sample") / "out"

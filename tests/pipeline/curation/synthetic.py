@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import RunConfig
-from pipeline.outputs import ERROR_STRUCT, OUTPUT_TABLES
-from pipeline.sink import ResultSink
-from pipeline.stages import PostprocessStage
+from pipeline.dataflow.outputs import ERROR_STRUCT, OUTPUT_TABLES
+from pipeline.dataflow.sink import ResultSink
+from pipeline.dataflow.stages import PostprocessStage
 from pipeline.tasks.relation import render_answer
 from pipeline.tasks.re_bc5cdr import RECIPE
 

@@ -81,7 +81,7 @@ def test_graph_of_an_update_state_drops_deleted_articles(ray_cluster, synthetic_
     from pipeline.state.apply import apply_file
     from pipeline.state.partitions import Layout
     from pipeline.state.store import StateStore
-    from pipeline.update_job import refresh_graph
+    from pipeline.dataflow.update_job import refresh_graph
 
     state = tmp_path / "state"
     store = StateStore(str(state))

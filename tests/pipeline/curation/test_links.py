@@ -5,9 +5,9 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import RunConfig
-from pipeline.outputs import OUT_ARTICLE_SCHEMA, OUTPUT_TABLES
-from pipeline.sink import explode
-from pipeline.stages import PostprocessStage, TokenizeStage
+from pipeline.dataflow.outputs import OUT_ARTICLE_SCHEMA, OUTPUT_TABLES
+from pipeline.dataflow.sink import explode
+from pipeline.dataflow.stages import PostprocessStage, TokenizeStage
 from pipeline.tasks.evidence import evidence_sentences, link_rows, mention_id, sentence_spans
 
 TITLE = "Clonidine and hypotension."

@@ -20,7 +20,7 @@ from typing import IO
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.sink import META_KEY
+from pipeline.dataflow.sink import META_KEY
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Progress:
 
     def __init__(self, output: str, to_mine: int, *, show: bool = True, stream: IO[str] | None = None,
                  interval_s: float | None = None) -> None:
-        from pipeline.sink import open_output
+        from pipeline.dataflow.sink import open_output
 
         self.output = output
         self.fs, base = open_output(output)
@@ -99,7 +99,7 @@ class Progress:
 
     def _through_model(self) -> int:
         """Articles the GPU actors of this invocation have passed on (0 when none has reported)."""
-        from pipeline.engine_stats import collect_engine_counters
+        from pipeline.records.engine_stats import collect_engine_counters
 
         try:
             engine = collect_engine_counters(self.output, self._started_at)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import RunConfig
-from pipeline.preflight import (PreflightError, check_entities, check_model, check_output, check_run,
+from pipeline.planning.preflight import (PreflightError, check_entities, check_model, check_output, check_run,
                                 safetensors_header)
 from tests.tiny_models import save_tiny_models
 

@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from pipeline.config import RunConfig
-from pipeline.outputs import TABLE_NAMES
-from pipeline.sink import SCHEMA_FILE, commit_log, open_output, recover
+from pipeline.dataflow.outputs import TABLE_NAMES
+from pipeline.dataflow.sink import SCHEMA_FILE, commit_log, open_output, recover
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def output_bytes_per_article(output: str) -> tuple[float | None, int]:
 
 def plan(config: RunConfig) -> dict[str, Any]:
     """The run's plan: index (cached), update semantics, committed work; nothing is mined."""
-    from pipeline.build import index_files, select_pending, start_ray
+    from pipeline.dataflow.build import index_files, select_pending, start_ray
     from pipeline.pubmed.read import expand_inputs
 
     started = time.perf_counter()

@@ -6,7 +6,7 @@ them as soon as slots free up, and returns as soon as its own rows are done, so 
 never drains between batches. Failures stay local: an out-of-memory error halves the chunk and
 retries; any other failure retries the chunk record by record, and a record that still fails
 becomes an `errors` entry. The actor sees token ids only (tokenizing and detokenizing run in
-the CPU stages). Engine counters go to OUT/_engine/ (`pipeline.engine_stats`).
+the CPU stages). Engine counters go to OUT/_engine/ (`pipeline.records.engine_stats`).
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping, Sequence
 import pyarrow as pa
 
 from pipeline.config import RunConfig
-from pipeline.engine_stats import REPORT_EVERY_S, actor_name, write_actor_counters
-from pipeline.outputs import ERROR_STRUCT, error_row
-from pipeline.stages import IDS, _errors, _set, as_table, require
+from pipeline.records.engine_stats import REPORT_EVERY_S, actor_name, write_actor_counters
+from pipeline.dataflow.outputs import ERROR_STRUCT, error_row
+from pipeline.dataflow.stages import IDS, _errors, _set, as_table, require
 
 log = logging.getLogger(__name__)
 GPU_FAULT_ENV = "BIOMINE_FAULT_GPU_DIE_ONCE"  # test hook: a marker path; the first actor to see it dies

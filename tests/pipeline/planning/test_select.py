@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.build import keep_lists, select_pending
-from pipeline.index_cache import compact, scan_file
+from pipeline.dataflow.build import keep_lists, select_pending
+from pipeline.planning.index_cache import compact, scan_file
 from pipeline.pubmed.read import keep_positions_handler
 from pipeline.pubmed.updates import latest_records
 from pipeline.pubmed.xml import iter_records, open_xml, scan_records
@@ -124,7 +124,7 @@ def test_partitioned_resolution_equals_one_partition(inputs, monkeypatch):
     index = driver_index(inputs)
     done = pa.array([pmid_of(a) for a in articles_of(Path(str(SAMPLE / "pubmed26n1334.xml.gz")))][::4])
     whole = select_pending(index, done, 50)
-    monkeypatch.setattr("pipeline.selection.PARTITION_ROWS", 7)  # ~10 PMID partitions
+    monkeypatch.setattr("pipeline.planning.selection.PARTITION_ROWS", 7)  # ~10 PMID partitions
     parts = select_pending(index, done, 50)
     assert parts[1] == whole[1] and parts[0].equals(whole[0])
     assert whole[1]["done"] > 0 and whole[1]["latest"] == 50

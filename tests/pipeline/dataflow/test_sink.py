@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.sink import (COMMITS, FAULT_ENV, KILL_ENV, OutputTable, ResultSink, block_key, commit_log,
+from pipeline.dataflow.sink import (COMMITS, FAULT_ENV, KILL_ENV, OutputTable, ResultSink, block_key, commit_log,
                            explode, recover)
 
 ARTICLES = pa.schema([("pmid", pa.int64()), ("title", pa.string())])
@@ -102,7 +102,7 @@ def test_empty_table_reads_back_with_its_schema(tmp_path):
 
 
 def test_group_streams_row_groups_into_one_file_per_table(tmp_path, monkeypatch):
-    monkeypatch.setattr("pipeline.sink.ROW_GROUP_ROWS", 4)
+    monkeypatch.setattr("pipeline.dataflow.sink.ROW_GROUP_ROWS", 4)
     sink = ResultSink(str(tmp_path), TABLES, "run-1", rows_per_file=10)
     assert sink.min_rows_per_write == 10  # what Ray bundles into one write task
     sink.on_write_start()
@@ -125,8 +125,8 @@ def test_recover_reads_the_commit_log_not_the_data_files(tmp_path):
 
 KILLED_WRITER = """
 import sys
-from pipeline.sink import ResultSink
-from tests.pipeline.test_sink import TABLES, block
+from pipeline.dataflow.sink import ResultSink
+from tests.pipeline.dataflow.test_sink import TABLES, block
 sink = ResultSink(sys.argv[1], TABLES, "run-1")
 sink.write([block([int(p) for p in sys.argv[2:]])], None)
 """
@@ -139,7 +139,7 @@ def test_kill_9_during_a_multi_file_group_is_exactly_once(tmp_path):
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).parents[2]
+    repo = Path(__file__).parents[3]
     sink = ResultSink(str(tmp_path), TABLES, "run-1")
     sink.on_write_start()
     sink.write([block([1, 2])], None)  # committed before the crash

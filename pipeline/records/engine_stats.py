@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from model.counters import sum_counters, with_ratios
-from pipeline.sink import open_output, write_text_atomic
+from pipeline.dataflow.sink import open_output, write_text_atomic
 
 log = logging.getLogger(__name__)
 FOLDER = "_engine"

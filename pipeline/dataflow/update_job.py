@@ -62,8 +62,8 @@ def after_commit(config: RunConfig, state_dir: str, state: dict[str, Any], count
 
 def update(config: RunConfig, state_dir: str, layout: Layout | None = None) -> dict[str, Any]:
     """Process every input file not yet in the state, in NLM order; returns a summary."""
-    from pipeline.build import run
-    from pipeline.outputs import OUTPUT_TABLES
+    from pipeline.dataflow.build import run
+    from pipeline.dataflow.outputs import OUTPUT_TABLES
     from pipeline.pubmed.read import expand_inputs
 
     files = expand_inputs(config.inputs)

@@ -29,15 +29,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from pipeline.accounting import READ_ERROR_COLUMNS
+from pipeline.records.accounting import READ_ERROR_COLUMNS
 from pipeline.config import RunConfig
 from pipeline.curation.report import write_run_report
-from pipeline.engine_stats import collect_engine_counters
-from pipeline.manifest import run_manifest, write_json
-from pipeline.outputs import OUTPUT_TABLES, TABLE_NAMES
+from pipeline.records.engine_stats import collect_engine_counters
+from pipeline.records.manifest import run_manifest, write_json
+from pipeline.dataflow.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
-from pipeline.sink import ResultSink, open_output, recover, write_table_atomic, write_text_atomic
-from pipeline.stages import PostprocessStage, TokenizeStage
+from pipeline.dataflow.sink import ResultSink, open_output, recover, write_table_atomic, write_text_atomic
+from pipeline.dataflow.stages import PostprocessStage, TokenizeStage
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _stderr_silenced(enabled: bool) -> Iterator[None]:
 def index_files(ray: Any, files: list[str], output: str | None = None) -> tuple[pa.Table | None, list[dict]]:
     """Index every file (one task each, or its cached index in OUT/_index/); damaged files give
     error rows. File ranks in `files` (NLM order) are the update order (file_seq)."""
-    from pipeline.index_cache import index_files as cached_index
+    from pipeline.planning.index_cache import index_files as cached_index
 
     index, errors, _ = cached_index(ray, files, output)
     return index, errors
@@ -101,8 +101,8 @@ def index_files(ray: Any, files: list[str], output: str | None = None) -> tuple[
 
 def select_pending(index: pa.Table | None, done: pa.Array, limit: int | None) -> tuple[pa.Table, dict]:
     """Latest record per PMID (deleted ones removed), first `limit`, minus committed PMIDs;
-    resolved per PMID partition in bounded memory (pipeline/selection.py)."""
-    from pipeline.selection import latest_records
+    resolved per PMID partition in bounded memory (pipeline/planning/selection.py)."""
+    from pipeline.planning.selection import latest_records
 
     empty = pa.table({"pmid": pa.array([], pa.int64()), "file_seq": pa.array([], pa.int32()),
                       "position": pa.array([], pa.int32())})
@@ -141,7 +141,7 @@ def _cpu_share(ray: Any) -> float:
 
 def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str) -> Any:
     """The lazy Ray Dataset for the pending records (no work happens until it is written)."""
-    from pipeline.gpu_stage import GPU_FAULT_ENV, GenerateStage, gpu_pool_options
+    from pipeline.dataflow.gpu_stage import GPU_FAULT_ENV, GenerateStage, gpu_pool_options
     from pipeline.pubmed.read import read_pubmed
 
     keep = keep_lists(files, pending)
@@ -185,11 +185,11 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
     also when the record accounting does not add up, or, with strict, on any error) or
     RunInterrupted (Ctrl-C).
     """
-    from pipeline.accounting import account, describe
-    from pipeline.failures import RunFailed, RunInterrupted, explain
-    from pipeline.manifest import invocation_entry, read_manifest, with_history
-    from pipeline.preflight import check_run
-    from pipeline.progress import Progress
+    from pipeline.records.accounting import account, describe
+    from pipeline.records.failures import RunFailed, RunInterrupted, explain
+    from pipeline.records.manifest import invocation_entry, read_manifest, with_history
+    from pipeline.planning.preflight import check_run
+    from pipeline.records.progress import Progress
     from pipeline.pubmed.read import expand_inputs
 
     started = time.time()

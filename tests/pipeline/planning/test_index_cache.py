@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.index_cache import INDEX_DIR, file_stamp, index_files
+from pipeline.planning.index_cache import INDEX_DIR, file_stamp, index_files
 
 SAMPLE = resources.files("pipeline") / "data" / "sample"
 pytestmark = pytest.mark.ray

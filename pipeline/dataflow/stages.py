@@ -13,11 +13,11 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
-from pipeline.accounting import fold_read_errors
+from pipeline.records.accounting import fold_read_errors
 from pipeline.config import RunConfig
-from pipeline.outputs import ERROR_STRUCT, ENTITY_STRUCT, RELATION_STRUCT, error_row
-from pipeline.outputs import CURATION_COLUMNS, with_curation_columns
-from pipeline.runtime import load_tasks
+from pipeline.dataflow.outputs import ERROR_STRUCT, ENTITY_STRUCT, RELATION_STRUCT, error_row
+from pipeline.dataflow.outputs import CURATION_COLUMNS, with_curation_columns
+from pipeline.dataflow.runtime import load_tasks
 from pipeline.tasks.relation import Answer
 from pipeline.tasks.evidence import link_rows
 

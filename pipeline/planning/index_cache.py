@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.pubmed.schema import INDEX_SCHEMA
-from pipeline.sink import open_output, write_table_atomic
+from pipeline.dataflow.sink import open_output, write_table_atomic
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import traceback
 import pyarrow as pa
 
 from pipeline.pubmed.schema import ERROR_SCHEMA, MESH_HEADING
-from pipeline.sink import OutputTable
+from pipeline.dataflow.sink import OutputTable
 from pipeline.tasks.rows import ENTITY_SCHEMA, RELATION_SCHEMA
 
 OUT_ARTICLE_SCHEMA = pa.schema([

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 
-from pipeline.engine_stats import collect_engine_counters, engine_summary, write_actor_counters
+from pipeline.records.engine_stats import collect_engine_counters, engine_summary, write_actor_counters
 
 
 def counts(steps: int, live: int, computed: int, slots: int = 4) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 from pipeline.config import RunConfig
-from pipeline.outputs import OUT_ARTICLE_SCHEMA, OUTPUT_TABLES
-from pipeline.sink import explode
-from pipeline.stages import PostprocessStage
+from pipeline.dataflow.outputs import OUT_ARTICLE_SCHEMA, OUTPUT_TABLES
+from pipeline.dataflow.sink import explode
+from pipeline.dataflow.stages import PostprocessStage
 
 ABSTRACT = "Cisplatin-induced nephrotoxicity and hypotension caused by clonidine were studied."
 

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import RunConfig
-from pipeline.outputs import OUTPUT_TABLES
-from pipeline.plan import DEFAULT_BYTES_PER_ARTICLE, format_plan, plan
-from pipeline.sink import ResultSink
+from pipeline.dataflow.outputs import OUTPUT_TABLES
+from pipeline.planning.plan import DEFAULT_BYTES_PER_ARTICLE, format_plan, plan
+from pipeline.dataflow.sink import ResultSink
 
 SAMPLE = resources.files("pipeline") / "data" / "sample"
 pytestmark = pytest.mark.ray

@@ -6,11 +6,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline.accounting import account, describe, fold_read_errors
-from pipeline.build import select_pending
-from pipeline.failures import explain
-from pipeline.manifest import invocation_entry, with_history
-from pipeline.progress import Progress
+from pipeline.records.accounting import account, describe, fold_read_errors
+from pipeline.dataflow.build import select_pending
+from pipeline.records.failures import explain
+from pipeline.records.manifest import invocation_entry, with_history
+from pipeline.records.progress import Progress
 from pipeline.pubmed.schema import INDEX_SCHEMA
 
 
@@ -110,7 +110,7 @@ def _commit(path, rows: int, counts: dict) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.sink import META_KEY
+    from pipeline.dataflow.sink import META_KEY
 
     table = pa.table({"pmid": pa.array(range(rows), pa.int64())})
     pq.write_table(table.replace_schema_metadata({META_KEY: json.dumps({"rows": rows, "counts": counts})}), path)
@@ -138,7 +138,7 @@ def test_progress_line_without_eta(tmp_path, done, to_mine, eta):
 
 
 def test_progress_follows_the_model_stage_between_commits(tmp_path):
-    from pipeline.engine_stats import write_actor_counters
+    from pipeline.records.engine_stats import write_actor_counters
 
     progress = Progress(str(tmp_path), to_mine=1000, show=False, interval_s=60).start()
     write_actor_counters(str(tmp_path), "old-run", 0.0, {"stage_rows": 900})  # an earlier invocation's

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import RunConfig
-from pipeline.outputs import OUTPUT_TABLES
-from pipeline.sink import explode
-from pipeline.stages import PostprocessStage, TokenizeStage
+from pipeline.dataflow.outputs import OUTPUT_TABLES
+from pipeline.dataflow.sink import explode
+from pipeline.dataflow.stages import PostprocessStage, TokenizeStage
 
 ABSTRACT = ("Cisplatin-induced nephrotoxicity was studied in rats. Naloxone reversed the "
             "hypotension caused by clonidine & the effect lasted 2 h.")
@@ -57,7 +57,7 @@ def test_tokenize_records_overlong_prompt_as_error():
 
 
 def test_generate_and_postprocess_make_output_rows(tmp_path):
-    from pipeline.gpu_stage import GenerateStage
+    from pipeline.dataflow.gpu_stage import GenerateStage
 
     config = cfg(output=str(tmp_path))
     tokens = TokenizeStage(config)(batch())
@@ -80,7 +80,7 @@ def test_generate_and_postprocess_make_output_rows(tmp_path):
 
 
 def test_generate_stage_isolates_a_failing_record(monkeypatch, tmp_path):
-    from pipeline.gpu_stage import GenerateStage
+    from pipeline.dataflow.gpu_stage import GenerateStage
 
     config = cfg(tasks=["re-bc5cdr"], output=str(tmp_path))
     rows = batch()
@@ -126,7 +126,7 @@ def test_postprocess_parses_template_text():
 def test_generate_stage_halves_the_chunk_on_out_of_memory(monkeypatch, caplog, tmp_path):
     import torch
 
-    from pipeline.gpu_stage import GenerateStage
+    from pipeline.dataflow.gpu_stage import GenerateStage
 
     config = cfg(tasks=["re-bc5cdr"], output=str(tmp_path))
     rows = batch(5)
@@ -154,7 +154,7 @@ def test_generate_stage_with_several_batches_in_flight_returns_each_batchs_rows(
     import json
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipeline.gpu_stage import GenerateStage, gpu_pool_options, re_model_len
+    from pipeline.dataflow.gpu_stage import GenerateStage, gpu_pool_options, re_model_len
 
     config = cfg(output=str(tmp_path), max_num_seqs=4, batch_size=3, max_new_tokens=6)
     assert gpu_pool_options(config)["max_concurrent_calls_per_actor"] == 16  # the floor

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from pipeline.config import RunConfig
-from pipeline.sink import open_output, write_text_atomic
+from pipeline.dataflow.sink import open_output, write_text_atomic
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 50

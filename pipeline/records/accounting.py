@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.outputs import ERROR_STRUCT
+from pipeline.dataflow.outputs import ERROR_STRUCT
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What a run records: manifest, accounting, progress, engine counters, failure explanations."""
