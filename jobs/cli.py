@@ -83,6 +83,18 @@ def _quiet_ray_logs(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _warn_on_lock_drift(name: str) -> None:
+    """One warning line when a source checkout runs with other versions than its lock."""
+    import os
+
+    from jobs.lockfile import drift_warning
+
+    if os.environ.get("BIOMINE_SKIP_LOCK_CHECK") != "1":
+        warning = drift_warning()
+        if warning:
+            print(f"{name}: warning: {warning}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `biomine` console script."""
     args = build_parser().parse_args(argv)
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _quiet_ray_logs(args.verbose)
     name = f"biomine {args.command}"
+    _warn_on_lock_drift(name)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # RunInterrupted too: the manifest already says so

@@ -9,6 +9,13 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say up front whether this environment is the locked one CI tests."""
+    from jobs.lockfile import drift_warning
+
+    return drift_warning("test.txt") or "packages: as locked in requirements/test.txt"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip `gpu`-marked tests cleanly when CUDA is absent."""
     import torch
