@@ -25,6 +25,7 @@ PARSER_OPTIONS = dict(huge_tree=True, resolve_entities=False, load_dtd=False, no
 # an entity reference other than the five predefined ones or a character reference
 _ENTITY_REF = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);|#)")
 _START_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)(?=[\s>/])")
+_LXML_PLACE = re.compile(r", line \d+, column \d+$")  # lxml's place in the parsed run, not the file
 
 
 class PubmedParseError(ValueError):
@@ -146,7 +147,7 @@ class _Scan:
     def syntax_error(self, piece: Piece, exc: etree.XMLSyntaxError) -> Record:
         """Error row of a piece lxml could not parse, placed at its line and byte in the file."""
         doc_line, column = getattr(exc, "position", None) or (None, None)
-        what = f"{type(exc).__name__}: {exc}"
+        what = f"{type(exc).__name__}: {_LXML_PLACE.sub('', exc.msg or str(exc))}"
         line = None if doc_line is None else self.line_of(piece, doc_line)
         byte = piece.offset
         if line is not None and line < piece.line:
