@@ -50,10 +50,12 @@ def names_for(root: str) -> tuple[bytes, ...]:
 
 
 def pmid_in(data: bytes) -> int | None:
-    """The first PMID of a record's raw bytes (None when unreadable); no PMID for deletions."""
-    if data.lstrip(_WS).startswith(b"<DeleteCitation"):
+    """The PMID of a record's raw bytes: its citation's first one (None when unreadable, and
+    for a DeleteCitation, whose PMIDs are the deleted ones)."""
+    at = data.find(b"<PMID")
+    if at < 0 or (data.find(b"<MedlineCitation", 0, at) < 0 and data.find(b"<BookDocument", 0, at) < 0):
         return None
-    m = _PMID.search(data)
+    m = _PMID.match(data, at)  # the first PMID only: later ones are cited articles
     return int(m.group(1)) if m else None
 
 
