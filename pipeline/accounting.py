@@ -68,7 +68,7 @@ def account(index: pa.Table | None, counts: dict[str, int], written: dict[str, i
     """
     from pipeline.pubmed.updates import resolve_updates
 
-    rejected = sum(1 for e in index_errors if e.get("stage") == "record")
+    rejected = sum(1 for e in index_errors if e.get("stage") == "record" or e.get("record_lost"))
     skipped = {"duplicate_copy": 0, "deleted": 0, "older_version": 0, "over_limit": 0}
     records = 0
     if index is not None and index.num_rows:

@@ -183,10 +183,10 @@ def _datasource_class() -> type:
 
         def _read_stream(self, f: pyarrow.NativeFile, path: str) -> Iterator[pyarrow.Table]:
             stream = decompressed(f)  # by content, as the index and `biomine parse` do
-            # entity warnings are the index's to report (an error row here would be a 2nd row
-            # for the same record)
+            # entity warnings and XML errors (a broken record, a cut file) are the index's to
+            # report: here they would be a 2nd row, and a broken record is not in the index
             rows = (r for r in scan_records(stream, path, handler=self._handler(path), entity_errors=False)
-                    if r["record_type"] in self._kinds)
+                    if r["record_type"] in self._kinds and r.get("stage") != "xml")
             batch: list[dict[str, Any]] = []
             for rec in rows:
                 batch.append(rec)

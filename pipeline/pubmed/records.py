@@ -59,6 +59,11 @@ def pmid_in(data: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def is_article(data: bytes) -> bool:
+    """Whether a record's raw bytes hold a citation (an article, not a DeleteCitation)."""
+    return b"<MedlineCitation" in data or b"<BookDocument" in data
+
+
 def pieces(run: Piece, names: tuple[bytes, ...]) -> list[Piece]:
     """A run split into records (start tag to the end of their end tag) and the bytes between
     them; an end tag whose start tag is damaged ends a record that began after the last one."""

@@ -14,7 +14,7 @@ from typing import IO, Any
 from lxml import etree
 
 from pipeline.pubmed import fields as F
-from pipeline.pubmed.records import CHUNK_SIZE, Piece, Splitter, names_for, pieces, pmid_in
+from pipeline.pubmed.records import CHUNK_SIZE, Piece, Splitter, is_article, names_for, pieces, pmid_in
 from pipeline.pubmed.schema import file_seq_of
 
 Record = dict[str, Any]
@@ -82,10 +82,14 @@ class _Scan:
         self.header_lines = header.count(b"\n")
         self.header_col = len(header) - header.rfind(b"\n") - 1  # bytes on its last line
 
-    def error(self, stage: str, what: str, exc: BaseException | None = None, **where: Any) -> Record:
-        """An error row at the current record (raised instead in strict mode)."""
+    def error(self, stage: str, what: str, exc: BaseException | None = None, lost: bool = False,
+              **where: Any) -> Record:
+        """An error row at the current record (raised instead in strict mode); `lost`: an
+        article that could not be read at all (record_lost, counted as rejected by a run)."""
         self.errors += 1
         err = error_row(self.source_file, self.file_seq, self.position, stage, what, **where)
+        if lost:
+            err["record_lost"] = True
         if self.strict:
             raise PubmedParseError(err["message"]) from exc
         return err
@@ -159,7 +163,8 @@ class _Scan:
         elif line is not None:
             byte, column = self.place(piece, doc_line - self.header_lines - 1, column or 1)
         pmid = pmid_in(piece.data) if piece.record else None
-        return self.error("xml", what, exc, line=line, column=column, byte_offset=byte, pmid=pmid)
+        return self.error("xml", what, exc, piece.record and is_article(piece.data), line=line,
+                          column=column, byte_offset=byte, pmid=pmid)
 
     def place(self, piece: Piece, k: int, column: int) -> tuple[int, int]:
         """Byte offset in the file and column of (k-th line of the piece, parser column)."""
@@ -219,16 +224,17 @@ class _Scan:
             parts = pieces(body, names_for(self.root))
             for part in parts[:-1]:
                 yield from self.one(part)
-            pmid = None
+            pmid, lost = None, False
             if parts:
                 try:
                     root = self.parse(parts[-1])
                 except etree.XMLSyntaxError:  # the record the stream broke in
-                    pmid = pmid_in(parts[-1].data) if parts[-1].record else None
+                    if parts[-1].record:
+                        pmid, lost = pmid_in(parts[-1].data), is_article(parts[-1].data)
                 else:
                     yield from self.children(root, parts[-1])
             exc = split.error
-            yield self.error("xml", f"{type(exc).__name__}: {exc}", exc,
+            yield self.error("xml", f"{type(exc).__name__}: {exc}", exc, lost,
                              byte_offset=split.read_bytes, pmid=pmid)
         if at >= 0:
             suffix = tail.sub(at, len(tail.data), False)
