@@ -61,7 +61,7 @@ def test_damaged_file_reads_the_same_in_parse_index_run_and_update(tmp_path, dat
 
     from pipeline.accounting import account
     from pipeline.index_cache import scan_file
-    from pipeline.pubmed.read import _datasource_class
+    from pipeline.pubmed.read import _datasource_class, keep_positions_handler
     from pipeline.update_job import file_deletions
 
     raw = gzip.decompress((data_dir / "pubmed" / SAMPLES["pubmed26n1335.xml.gz"]).read_bytes())
@@ -89,6 +89,13 @@ def test_damaged_file_reads_the_same_in_parse_index_run_and_update(tmp_path, dat
     assert acc["errors"] == 1  # the broken article is counted as rejected
 
     source = _datasource_class()([str(bad)], kinds=("articles", "errors"), batch_rows=100)
-    read = pa.concat_tables(source._read_stream(pa.OSFile(str(bad)), str(bad)))  # the run's read
-    assert read["pmid"].to_pylist() == arts["pmid"].to_pylist()  # no 2nd error row for the index's one
+    read = pa.concat_tables(source._read_stream(pa.OSFile(str(bad)), str(bad)))  # read_pubmed's
+    pmids = arts["pmid"].to_pylist()
+    assert read["pmid"].to_pylist() == pmids[:18] + [err["pmid"]] + pmids[18:]
+    assert read["error_message"].to_pylist()[18] == err["message"]
+    positions = index["position"].to_pylist()  # the run's read: the index's keep-list
+    source._keep = {bad.name: None}
+    source._handler = lambda path: keep_positions_handler(positions)
+    read = pa.concat_tables(source._read_stream(pa.OSFile(str(bad)), str(bad)))
+    assert read["pmid"].to_pylist() == arts["pmid"].to_pylist()  # no 2nd row for the index's error
     assert file_deletions(str(bad)).num_rows == 6
