@@ -169,6 +169,6 @@ class Splitter:
             if not self._fill():
                 return
 
-    def tail(self) -> Piece:
+    def tail(self, record: bool = True) -> Piece:
         """What is left after the runs: the last records and the root end tag."""
-        return self.take(len(self.buf))
+        return self.take(len(self.buf), record)

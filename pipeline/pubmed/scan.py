@@ -250,7 +250,7 @@ class _Scan:
 
     def whole(self, split: Splitter) -> Iterator[Record]:
         """A file without any record start tag, parsed as one document."""
-        piece = split.tail()
+        piece = split.tail(record=False)
         if split.error is not None:
             exc = split.error
             yield self.error("xml", f"{type(exc).__name__}: {exc}", exc, byte_offset=split.read_bytes)
