@@ -6,6 +6,7 @@ record is counted twice, and the result does not depend on lxml's buffering.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from pipeline.pubmed import fields as F
 from pipeline.pubmed.records import CHUNK_SIZE, Piece, Splitter, is_article, names_for, pieces, pmid_in
 from pipeline.pubmed.schema import file_seq_of
 
+log = logging.getLogger(__name__)
 Record = dict[str, Any]
 RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation", "MedlineCitation")
 ROOT_TAGS = frozenset({"PubmedArticleSet", "MedlineCitationSet"})
@@ -130,7 +132,9 @@ class _Scan:
         """Records of a run: parsed at once, or record by record when that fails."""
         try:
             root = self.parse(piece)
-        except etree.XMLSyntaxError:
+        except etree.XMLSyntaxError as exc:
+            log.debug("%s: run at byte %d failed (%s); reading its records one by one",
+                      self.source_file, piece.offset, exc)
             for part in pieces(piece, names_for(self.root)):
                 yield from self.one(part)
             return
