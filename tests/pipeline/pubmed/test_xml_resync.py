@@ -171,3 +171,18 @@ def test_broken_header_keeps_the_records(raw, clean):
     assert [r["pmid"] for r in rows if r["record_type"] == "article"] == clean[:30]
     (err,) = [r for r in rows if r["record_type"] == "error"]
     assert err["record_index"] == 0 and "no well-formed root start tag" in err["message"]
+
+
+def medline(pmid: int, title: str = "T.") -> str:
+    return (f'<MedlineCitation Status="MEDLINE"><PMID Version="1">{pmid}</PMID><Article>'
+            f"<ArticleTitle>{title}</ArticleTitle></Article></MedlineCitation>\n")
+
+
+def test_medline_citation_set_and_stray_element_next_to_a_broken_record():
+    xml = ("<MedlineCitationSet>\n" + medline(1) + medline(2, "<Oops attr=>") + "<Surprise/>\n" + medline(3)
+           + '<DeleteCitation><PMID Version="1">7</PMID></DeleteCitation>\n</MedlineCitationSet>\n')
+    rows = list(scan_records(io.BytesIO(xml.encode()), "medline16n0042.xml"))
+    assert [(r["record_type"], r.get("stage"), r["pmid"], r.get("record_index", r.get("position")))
+            for r in rows] == [("article", None, 1, 0), ("error", "xml", 2, 1), ("error", "element", None, 2),
+                               ("article", None, 3, 2), ("deletion", None, 7, 3)]
+    assert rows[1]["line"] == 3 and rows[2]["line"] == 4 and rows[1]["record_lost"]
