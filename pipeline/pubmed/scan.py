@@ -275,19 +275,11 @@ class _Scan:
                           line=line, column=0)
 
 
-def scan_records(stream: IO[bytes], name: str, *, strict: bool = False,
-                 handler: Callable[..., list[Record]] | None = None, entity_errors: bool = True,
-                 chunk_size: int = CHUNK_SIZE) -> Iterator[Record]:
-    """Rows of an open decompressed XML stream; `name` gives source_file/file_seq.
-
-    Entities are never expanded (no DTD, nothing fetched): a record holding an entity
-    reference other than the predefined ones keeps its text without it, and (entity_errors)
-    gets an error row saying so, stage "entity". A record lxml cannot parse gives one error
-    row (stage "xml": record index, PMID when readable, line, byte) and reading goes on at
-    the next record; `chunk_size` is the read size and the size of the runs parsed at once.
-    """
-    if handler is None:
-        from pipeline.pubmed.xml import _full_rows as handler
+def scan_stream(stream: IO[bytes], name: str, handler: Callable[..., list[Record]], *,
+                strict: bool = False, entity_errors: bool = True,
+                chunk_size: int = CHUNK_SIZE) -> Iterator[Record]:
+    """Rows of an open decompressed XML stream, each record through `handler` (see
+    `pipeline.pubmed.xml.scan_records`); `name` gives source_file/file_seq."""
     scan = _Scan(name, strict, handler, entity_errors)
     split = Splitter(stream, chunk_size)
     first = split.first_record()

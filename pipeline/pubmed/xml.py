@@ -8,7 +8,7 @@ No DTD is loaded, nothing is fetched.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import pyarrow as pa
@@ -16,7 +16,8 @@ from lxml import etree
 
 from pipeline.pubmed import fields as F
 from pipeline.pubmed import lists as L
-from pipeline.pubmed.scan import PubmedParseError, scan_records
+from pipeline.pubmed.records import CHUNK_SIZE
+from pipeline.pubmed.scan import PubmedParseError, scan_stream
 from pipeline.pubmed.schema import to_table
 
 __all__ = ["PubmedParseError", "decompressed", "iter_index", "iter_records", "iter_tables",
@@ -220,6 +221,21 @@ def _full_rows(el: etree._Element, source_file: str | None, file_seq: int | None
     if el.tag == "DeleteCitation":
         return parse_deletions(el, source_file, file_seq, position)
     return [parse_article(el, source_file, file_seq, position)]
+
+
+def scan_records(stream: IO[bytes], name: str, *, strict: bool = False,
+                 handler: Callable[..., list[Record]] = _full_rows, entity_errors: bool = True,
+                 chunk_size: int = CHUNK_SIZE) -> Iterator[Record]:
+    """Rows of an open decompressed XML stream; `name` gives source_file/file_seq.
+
+    Entities are never expanded (no DTD, nothing fetched): a record holding an entity
+    reference other than the predefined ones keeps its text without it, and (entity_errors)
+    gets an error row saying so, stage "entity". A record lxml cannot parse gives one error
+    row (stage "xml": record index, PMID when readable, line, byte) and reading goes on at
+    the next record; `chunk_size` is the size of the runs of records parsed at once.
+    """
+    return scan_stream(stream, name, handler, strict=strict, entity_errors=entity_errors,
+                       chunk_size=chunk_size)
 
 
 def iter_records(path: str, *, strict: bool = False) -> Iterator[Record]:
