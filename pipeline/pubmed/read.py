@@ -184,9 +184,11 @@ def _datasource_class() -> type:
         def _read_stream(self, f: pyarrow.NativeFile, path: str) -> Iterator[pyarrow.Table]:
             stream = decompressed(f)  # by content, as the index and `biomine parse` do
             # entity warnings are the index's to report (an error row here would be a 2nd row
-            # for the same record)
+            # for the same record); so are XML errors (a broken record, a cut file) when reading
+            # the index's keep-lists: a broken record is not in the index, nor in the run
+            xml_errors = self._keep is None
             rows = (r for r in scan_records(stream, path, handler=self._handler(path), entity_errors=False)
-                    if r["record_type"] in self._kinds)
+                    if r["record_type"] in self._kinds and (xml_errors or r.get("stage") != "xml"))
             batch: list[dict[str, Any]] = []
             for rec in rows:
                 batch.append(rec)
@@ -238,7 +240,8 @@ def read_pubmed(inputs: str | Sequence[str], *, kinds: Sequence[str] = ("article
     `columns` keeps only those columns, projected inside the read task (no separate stage).
     `keep` (file name -> sorted record positions) reads only those records of each file: each
     read task fetches its own file's list from the object store (a file not named keeps
-    nothing), so no process holds per-record state for the whole run.
+    nothing), so no process holds per-record state for the whole run; XML errors (a broken
+    record, a cut file) are then left to the index, which reported them.
     """
     import ray.data
 

@@ -70,7 +70,7 @@ ERROR_SCHEMA = pa.schema([
     ("position", _s),                       # human-readable: "line 12, column 5" / "byte 70000"
     ("line", pa.int64()),
     ("byte_offset", pa.int64()),            # in the decompressed XML stream
-    ("stage", _s),                          # "xml" (file broke), "record" (one record), "root"
+    ("stage", _s),                          # "xml" (a record's XML broke, or the file's), "record", "root"
     ("message", _s),
 ])
 

@@ -106,7 +106,7 @@ def resolve_updates(index: pa.Table) -> pa.Table:
 def scan_index(path: str) -> pa.Table:
     """INDEX_SCHEMA rows (pmid, version, file_seq, position, record_type) of one file.
 
-    Cost: one full XML parse of the file (lxml iterparse, the floor in bench_parse) but no
+    Cost: one full XML parse of the file (lxml, runs of whole records; see scan.py) but no
     field extraction and no Arrow conversion of text, so about the iterparse floor; tiny
     output (~21 bytes/row). Error rows are logged as warnings, not returned.
     """

@@ -1,15 +1,13 @@
 """Streaming PubMed/MEDLINE XML reader (.xml, .xml.gz): records as dicts, or Arrow tables.
 
 Records are plain dicts keyed by the column names of `pipeline.pubmed.schema` plus "record_type"
-("article" | "deletion" | "error"). Memory stays flat: every record element is cleared after
-use and the already-read siblings before it are deleted. No DTD is loaded, nothing is fetched.
+("article" | "deletion" | "error"). The record loop is `pipeline.pubmed.scan`: runs of whole
+records are parsed at a time, so memory stays flat, and a broken record costs only itself.
+No DTD is loaded, nothing is fetched.
 """
 from __future__ import annotations
 
 import gzip
-import os
-import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -18,41 +16,15 @@ from lxml import etree
 
 from pipeline.pubmed import fields as F
 from pipeline.pubmed import lists as L
-from pipeline.pubmed.schema import file_seq_of, to_table
+from pipeline.pubmed.records import CHUNK_SIZE
+from pipeline.pubmed.scan import PubmedParseError, scan_stream
+from pipeline.pubmed.schema import to_table
+
+__all__ = ["PubmedParseError", "decompressed", "iter_index", "iter_records", "iter_tables",
+           "open_xml", "parse_article", "parse_deletions", "scan_records"]
 
 Record = dict[str, Any]
-RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation", "MedlineCitation")
-ROOT_TAGS = frozenset({"PubmedArticleSet", "MedlineCitationSet"})
 _KIND_OF = {"article": "articles", "deletion": "deletions", "error": "errors"}
-# What a broken stream raises through lxml: bad XML, truncated/corrupt gzip, I/O failures.
-_STREAM_ERRORS = (etree.XMLSyntaxError, OSError, EOFError, zlib.error)
-
-
-class PubmedParseError(ValueError):
-    """A PubMed file or record could not be parsed (raised in strict mode)."""
-
-
-# an entity reference other than the five predefined ones or a character reference
-_ENTITY_REF = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);|#)")
-
-
-class _CountingReader:
-    """File-like wrapper that counts the decompressed bytes handed to the parser, and notes
-    whether any entity reference that the parser leaves unexpanded went by (cheap: one regex
-    per chunk; the per-record entity check runs only after one was seen)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw, self.count, self.entities = raw, 0, False
-
-    def read(self, n: int = -1) -> bytes:
-        """Read up to n bytes and count them."""
-        data = self.raw.read(n)
-        self.count += len(data)
-        if not self.entities and b"&" in data and _ENTITY_REF.search(data):
-            self.entities = True
-        return data
-
-
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -251,121 +223,28 @@ def _full_rows(el: etree._Element, source_file: str | None, file_seq: int | None
     return [parse_article(el, source_file, file_seq, position)]
 
 
-def _error(source_file: str, file_seq: int | None, record_index: int, stage: str, what: str,
-           *, line: int | None = None, column: int | None = None,
-           byte_offset: int | None = None, pmid: int | None = None) -> Record:
-    """An error dict whose message names the file, the place and what was wrong."""
-    if line is not None:
-        position = f"line {line}" + (f", column {column}" if column is not None else "")
-    elif byte_offset is not None:
-        position = f"byte {byte_offset} of the XML"
-    else:
-        position = f"record {record_index}"
-    return {"record_type": "error", "source_file": source_file, "file_seq": file_seq,
-            "pmid": pmid, "record_index": record_index, "position": position, "line": line,
-            "byte_offset": byte_offset, "stage": stage,
-            "message": f"{source_file}: {position} (record {record_index}): {what}"}
-
-
-def _pmid_of(el: etree._Element) -> tuple[str | None, int | None]:
-    """PMID text and number of a record element (None where absent or malformed)."""
-    citation = el if el.tag == "MedlineCitation" else el.find("MedlineCitation")
-    if citation is None and el.tag == "PubmedBookArticle":
-        citation = el.find("BookDocument")
-    text = None if citation is None else F.leaf_text(citation.find("PMID"))
-    return text, int(text) if text and text.isdigit() else None
-
-
 def scan_records(stream: IO[bytes], name: str, *, strict: bool = False,
-                 handler: Callable[..., list[Record]] = _full_rows,
-                 entity_errors: bool = True) -> Iterator[Record]:
-    """Core loop over an open decompressed XML stream; `name` gives source_file/file_seq.
+                 handler: Callable[..., list[Record]] = _full_rows, entity_errors: bool = True,
+                 chunk_size: int = CHUNK_SIZE) -> Iterator[Record]:
+    """Rows of an open decompressed XML stream; `name` gives source_file/file_seq.
 
     Entities are never expanded (no DTD, nothing fetched): a record holding an entity
     reference other than the predefined ones keeps its text without it, and (entity_errors)
-    gets an error row saying so, stage "entity".
+    gets an error row saying so, stage "entity". A record lxml cannot parse gives one error
+    row (stage "xml": record index, PMID when readable, line, byte) and reading goes on at
+    the next record; `chunk_size` is the size of the runs of records parsed at once.
     """
-    source_file = os.path.basename(name)
-    file_seq = file_seq_of(source_file)
-    reader = _CountingReader(stream)
-    ctx = etree.iterparse(reader, events=("end",), tag=RECORD_TAGS, huge_tree=True,
-                          resolve_entities=False, load_dtd=False, no_network=True)
-    position = 0
-    last_line: int | None = None
-
-    def fail(err: Record, exc: BaseException | None = None) -> Record:
-        if strict:
-            raise PubmedParseError(err["message"]) from exc
-        return err
-
-    while True:
-        try:
-            _, el = next(ctx)
-        except StopIteration:
-            break
-        except _STREAM_ERRORS as exc:  # the file broke here: keep what was read, report once
-            line, column = getattr(exc, "position", (None, None))
-            what = f"{type(exc).__name__}: {exc}"
-            if line is not None and last_line is not None and line < last_line:
-                # libxml2 counts lines inside an entity's replacement text (an entity bomb,
-                # say): name the real place, the record after the last one read
-                what += f" (inside an entity's text, in the record after the one at line {last_line})"
-                line, column = last_line, None
-            yield fail(_error(source_file, file_seq, position, "xml", what, line=line,
-                              column=column, byte_offset=reader.count), exc)
-            return
-        parent = el.getparent()
-        if el.tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
-            continue  # the inner citation of a PubmedArticle: handled at the article's end
-        if parent is not None:
-            while el.getprevious() is not None:  # read records and anything stray before them
-                stray = parent[0]
-                if isinstance(stray.tag, str) and stray.tag not in RECORD_TAGS:
-                    yield fail(_unexpected(source_file, file_seq, position, stray))
-                del parent[0]
-        last_line = el.sourceline
-        try:
-            yield from handler(el, source_file, file_seq, position)
-        except Exception as exc:  # noqa: BLE001 - one bad record becomes an error row, run goes on
-            pmid_text, pmid = _pmid_of(el)
-            yield fail(_error(source_file, file_seq, position, "record",
-                              f"<{el.tag}> PMID {pmid_text}: {type(exc).__name__}: {exc}",
-                              line=el.sourceline, column=0, pmid=pmid), exc)
-        else:
-            if entity_errors and reader.entities:
-                names = sorted({f"&{e.name};" for e in el.iter(etree.Entity)})
-                if names:
-                    pmid_text, pmid = _pmid_of(el)
-                    yield fail(_error(source_file, file_seq, position, "entity",
-                                      f"<{el.tag}> PMID {pmid_text}: entity reference(s) {', '.join(names)} "
-                                      "not expanded (entities are never loaded); dropped from the text",
-                                      line=el.sourceline, column=0, pmid=pmid))
-        position += 1
-        el.clear(keep_tail=True)  # deleted from its parent when the next record ends
-    root = ctx.root
-    if root is not None and root.tag not in ROOT_TAGS:
-        yield fail(_error(source_file, file_seq, position, "root",
-                          f"unexpected root element <{root.tag}>; expected one of "
-                          f"{sorted(ROOT_TAGS)}", line=root.sourceline, column=0))
-    elif root is not None:
-        for stray in root:  # after the last record
-            if isinstance(stray.tag, str) and stray.tag not in RECORD_TAGS:
-                yield fail(_unexpected(source_file, file_seq, position, stray))
-
-
-def _unexpected(source_file: str, file_seq: int | None, position: int,
-                el: etree._Element) -> Record:
-    """Error row for a stray top-level element (skipped)."""
-    return _error(source_file, file_seq, position, "element",
-                  f"unexpected element <{el.tag}> at top level, skipped",
-                  line=el.sourceline, column=0)
+    return scan_stream(stream, name, handler, strict=strict, entity_errors=entity_errors,
+                       chunk_size=chunk_size)
 
 
 def iter_records(path: str, *, strict: bool = False) -> Iterator[Record]:
     """Article, deletion and error dicts of one file, in file order.
 
-    A broken file yields the records read before the break, then one error dict (file,
-    line/byte position, message); with strict=True a PubmedParseError with that message.
+    A record lxml cannot parse yields one error dict (file, record index, PMID when readable,
+    line, byte) in its place and reading goes on at the next record; a file cut short yields
+    its complete records, then one error dict. With strict=True the first error raises
+    PubmedParseError with that message.
     """
     with open_xml(path) as f:
         yield from scan_records(f, path, strict=strict)

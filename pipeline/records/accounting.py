@@ -27,8 +27,9 @@ READ_ERROR_COLUMNS = ["record_type", "error_message", "error_position"]
 def fold_read_errors(table: pa.Table) -> pa.Table:
     """Read error rows of a batch -> article rows with an `errors` entry (stage "read").
 
-    Error rows without a PMID (the file broke between records) cannot become an article: they
-    are logged and dropped here, and the end-of-run check reports the records they lost.
+    Error rows without a PMID (a stray element, say) cannot become an article: they are logged
+    and dropped here. XML errors (a broken record, a cut file) never reach this point: the read
+    of the index's keep-lists leaves them to the index, which counts a broken article as rejected.
     """
     if "record_type" not in table.column_names:
         return table
@@ -68,7 +69,7 @@ def account(index: pa.Table | None, counts: dict[str, int], written: dict[str, i
     """
     from pipeline.pubmed.updates import resolve_updates
 
-    rejected = sum(1 for e in index_errors if e.get("stage") == "record")
+    rejected = sum(1 for e in index_errors if e.get("stage") == "record" or e.get("record_lost"))
     skipped = {"duplicate_copy": 0, "deleted": 0, "older_version": 0, "over_limit": 0}
     records = 0
     if index is not None and index.num_rows:

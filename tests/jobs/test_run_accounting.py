@@ -100,6 +100,29 @@ def test_mismatched_compression_accounting_and_noop_rerun(ray_cluster, tmp_path)
     assert strict.returncode == 1 and "--strict: 1 file error(s)" in strict.stderr, strict.stderr[-3000:]
 
 
+def test_broken_record_costs_that_record_and_the_identity_holds(ray_cluster, tmp_path):
+    """A syntax error inside one article of the update file: the run mines the other 29, the
+    broken one is one error row and counts as rejected, nothing is unaccounted."""
+    _, update = sample_inputs()
+    raw = gzip.decompress(Path(update).read_bytes())
+    starts = [i for i in range(len(raw)) if raw.startswith(b"<PubmedArticle>", i)]
+    title = raw.index(b"<ArticleTitle>", starts[18]) + len(b"<ArticleTitle>")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = folder / "pubmed26n1335.xml.gz"
+    bad.write_bytes(gzip.compress(raw[:title] + b"<Oops attr=>" + raw[title:]))
+    out = tmp_path / "out"
+    done = cli(ray_cluster, str(folder), "-o", str(out), *FAST)
+    assert done.returncode == 3, done.stderr[-3000:]
+    want = oracle([bad])
+    assert len(want) == 29 and set(articles(out).column("pmid").to_pylist()) == want
+    acc = json.loads((out / "_manifest.json").read_text())["accounting"]
+    assert acc["ok"] and acc["errors"] == 1 and acc["records"] == 30
+    assert acc["records"] == acc["articles"] + acc["errors"] + sum(acc["skipped"].values())
+    (err,) = pq.read_table(out / "errors" / "files.parquet").to_pylist()
+    assert err["record_index"] == 18 and err["stage"] == "xml" and err["pmid"] is not None
+
+
 def test_all_inputs_broken_fails(ray_cluster, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
