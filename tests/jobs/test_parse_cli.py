@@ -59,10 +59,10 @@ def test_damaged_file_reads_the_same_in_parse_index_run_and_update(tmp_path, dat
 
     import pyarrow as pa
 
-    from pipeline.accounting import account
-    from pipeline.index_cache import scan_file
+    from pipeline.records.accounting import account
+    from pipeline.planning.index_cache import scan_file
     from pipeline.pubmed.read import _datasource_class, keep_positions_handler
-    from pipeline.update_job import file_deletions
+    from pipeline.dataflow.update_job import file_deletions
 
     raw = gzip.decompress((data_dir / "pubmed" / SAMPLES["pubmed26n1335.xml.gz"]).read_bytes())
     starts = [m.start() for m in re.finditer(rb"<PubmedArticle>", raw)]
