@@ -240,6 +240,6 @@ class Location:
 
     def create_exclusive(self, rel: str, data: bytes) -> bool:
         """Create rel with data only if it does not exist; False if it did (someone else won)."""
-        from pipeline.storage_commit import create_exclusive
+        from pipeline.storage.exclusive import create_exclusive
 
         return create_exclusive(self, rel, data)
