@@ -40,8 +40,8 @@ ENV_VARS = {  # scheme -> environment variables its clients read (passed to Ray 
 TMP_SUFFIX = ".tmp"
 
 
-class StorageError(OSError):
-    """A storage operation failed; the message names the full URI."""
+class StorageError(ValueError):
+    """A location cannot be opened (bad URI or options); the message names the URI."""
 
 
 def env_vars(uri: str) -> tuple[str, ...]:
