@@ -70,16 +70,33 @@ def test_parse_writes_parts_on_s3(s3, data_dir, capsys):
     assert len(parts) == 1 and pq.read_table(parts[0], filesystem=out.fs).num_rows > 0
 
 
-def test_update_on_an_s3_state(s3, ray_cluster, tmp_path, capsys):
+def test_update_on_an_s3_state_loses_a_race_cleanly_then_goes_on(s3, ray_cluster, tmp_path, capsys,
+                                                                monkeypatch):
+    import pipeline.dataflow.update_job as update_job
+    from pipeline.state.store import StateStore
+
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "pubmed26n0001.xml").write_text(
         f"<PubmedArticleSet>{article_xml(101, 'first')}{article_xml(102, 'second')}</PubmedArticleSet>")
     state = s3.uri("state")
+    real_apply = update_job.apply_file
+
+    def rival_first(store, current, *args, **kwargs):  # another updater commits generation 1 first
+        rival = StateStore(state)
+        rival.commit({**rival.load(), "generation": current["generation"] + 1}, [])
+        return real_apply(store, current, *args, **kwargs)
+
     args = ["update", "--state", state, "-i", str(inputs), "--demo-model", "--tasks", "ner", "--no-progress"]
-    assert main(args) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"generation": 1}
+    monkeypatch.setattr(update_job, "apply_file", rival_first)
+    assert main(args) == 1
+    assert "generation 1 was committed by another update" in capsys.readouterr().err
     loc = Location.open(state)
-    assert loc.read_json("_state.json")["generation"] == 1 and loc.is_file("_generations/g000001.json")
+    assert loc.read_json("_state.json")["processed"] == []  # the loser committed nothing
+    monkeypatch.setattr(update_job, "apply_file", real_apply)
+    assert main(args) == 0  # the rerun goes on from generation 1 (the file's run is already mined)
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"generation": 2}
+    assert [p["file"] for p in loc.read_json("_state.json")["processed"]] == ["pubmed26n0001.xml"]
+    assert loc.is_file("_generations/g000002.json") and not loc.list("_staging")
     assert main(args) == 0  # nothing new: skipped
     assert "already processed, skipped: pubmed26n0001.xml" in capsys.readouterr().out
