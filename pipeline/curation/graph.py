@@ -24,7 +24,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from ray.data.aggregate import AggregateFnV2, CountDistinct, Count, Max, Min, Unique
 
-from pipeline.curation.source import open_folder, table_dir, table_files
+from pipeline.curation.source import committed_names, data_files, open_folder, table_files
 from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
@@ -167,10 +167,10 @@ def _plain(values: Any) -> Any:
 
 def _years(output: Location) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (pmid, year) arrays of a run folder's articles (streamed, two columns)."""
-    folder = table_dir(output, "articles")
-    if folder is None:
+    files = data_files(output, "articles", committed_names(output))
+    if not files:
         raise FileNotFoundError(f"{output.url()}: no articles/ table (not a biomine run or state folder)")
-    data = pads.dataset(table_files(folder), format="parquet", filesystem=output.fs)
+    data = pads.dataset(files, format="parquet", filesystem=output.fs)
     return _sorted_years(data.to_batches(columns=["pmid", "year"]))
 
 
@@ -191,8 +191,7 @@ def _inputs(out: Location, work: Location) -> tuple[list[str], tuple[np.ndarray,
     """Relation files and article years: a run folder's own, or an update state's live rows
     (tombstoned rows left out; written bucket by bucket to `work`, so memory is one bucket)."""
     if not out.is_file("_state.json"):
-        rel_dir = table_dir(out, "relations")
-        return (sorted(table_files(rel_dir)) if rel_dir is not None else []), _years(out)
+        return sorted(data_files(out, "relations", committed_names(out))), _years(out)
     from pipeline.state.read import iter_current
 
     files = []

@@ -5,10 +5,13 @@ holds the same tables under `current/`. The sink writes every block's rows under
 in each table (`part-KEY.parquet`; the update job writes `gen-N.parquet`), so an article's
 relations and entities are read from the same-named file of their table, not from a scan of
 the whole table (a table whose files do not pair with `articles/` is scanned, filtered by the
-chunk's PMIDs). Chunks hold at most `batch_rows` articles with their rows.
+chunk's PMIDs). Chunks hold at most `batch_rows` articles with their rows. In a run folder only
+the files its commit records (`_commits/`) name are read: a group written but not committed (a
+writer that died or failed before its commit) is never taken.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +25,9 @@ import pyarrow.dataset as pads
 from pipeline.storage import Location
 
 ANNOTATION_TABLES = ("relations", "entities")
+COMMIT_KEY = b"biomine.commit"  # pipeline.dataflow.sink.META_KEY (not imported: it needs Ray)
+SCHEMA_FILE = "part-schema.parquet"
+UNCOMMITTED_OK = {SCHEMA_FILE, "files.parquet"}  # no rows / whole-file errors, rewritten by each start
 
 
 @dataclass(frozen=True)
@@ -74,12 +80,53 @@ def table_dir(output: str | Path | Location, name: str) -> Location | None:
     return None
 
 
-def table_files(folder: Location) -> list[str]:
+def table_files(folder: Location, names: set[str] | None = None) -> list[str]:
     """The Parquet files of a table folder, nested ones too (hive buckets); `_`/`.` names and
-    temporaries left out, as a reader of the folder would."""
+    temporaries left out, as a reader of the folder would; with `names`, only those (and the
+    files no commit names: UNCOMMITTED_OK)."""
     skip = len(folder.path()) + 1
     return [i.path for i in folder.list(recursive=True) if i.path.endswith(".parquet")
-            and not any(part.startswith(("_", ".")) for part in i.path[skip:].split("/"))]
+            and not any(part.startswith(("_", ".")) for part in i.path[skip:].split("/"))
+            and (names is None or i.base_name in names or i.base_name in UNCOMMITTED_OK)]
+
+
+def commit_records(out: Location) -> list[dict[str, Any]]:
+    """The commit records of OUT/_commits (Parquet, the record in its metadata; older: JSON)."""
+    import pyarrow.parquet as pq
+
+    records = []
+    for path in out.files("_commits"):
+        if path.endswith(".json"):
+            with out.fs.open_input_stream(path) as f:
+                records.append(json.loads(f.read()))
+        elif path.endswith(".parquet"):
+            meta = pq.read_schema(path, filesystem=out.fs).metadata or {}
+            if COMMIT_KEY in meta:
+                records.append(json.loads(meta[COMMIT_KEY]))
+    return records
+
+
+def committed_names(out: Location) -> dict[str, set[str]] | None:
+    """Table -> data file names the commit records of a run folder vouch for (None: not a run
+    folder, or records of an older layout without file lists: every file is read)."""
+    if not out.is_file("_run.json"):
+        return None
+    names: dict[str, set[str]] = {}
+    for record in commit_records(out):
+        if not isinstance(record.get("files"), dict):
+            return None
+        for table, name in record["files"].items():
+            names.setdefault(table, set()).add(name)
+    return names
+
+
+def data_files(out: Location, table: str, committed: dict[str, set[str]] | None) -> list[str]:
+    """The files of one table a reader may take (committed ones in a run folder)."""
+    folder = table_dir(out, table)
+    if folder is None:
+        return []
+    run_layout = folder.path() == out.path(table)
+    return table_files(folder, committed.get(table, set()) if committed is not None and run_layout else None)
 
 
 def read_pmids_file(path: str | Path) -> frozenset[int]:
@@ -133,10 +180,11 @@ def iter_chunks(output: str | Path | Location, sel: Selection = Selection(), bat
     articles_dir = table_dir(out, "articles")
     if articles_dir is None:
         raise FileNotFoundError(f"{out.url()}: no articles/ table (not a biomine run or state folder)")
+    committed = committed_names(out)
     others = {t: table_dir(out, t) for t in ANNOTATION_TABLES if _wanted(t, sel)}
-    dataset = pads.dataset(table_files(articles_dir), format="parquet", filesystem=out.fs)
+    dataset = pads.dataset(data_files(out, "articles", committed), format="parquet", filesystem=out.fs)
     names = {os.path.basename(f) for f in dataset.files}
-    files = {t: set(table_files(d)) for t, d in others.items() if d is not None}
+    files = {t: set(data_files(out, t, committed)) for t, d in others.items() if d is not None}
     # a table whose files do not pair with articles/ files is scanned whole (filtered) per chunk
     unpaired = {t: pads.dataset(sorted(files[t]), format="parquet", filesystem=out.fs) for t in files
                 if not {os.path.basename(p) for p in files[t]} <= names}

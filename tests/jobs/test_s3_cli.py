@@ -36,9 +36,11 @@ def test_run_writes_data_manifest_and_report_on_s3(s3_run):
 
 
 def test_export_aggregate_report_read_the_s3_output(s3_run, s3, tmp_path, capsys):
+    part = next(p for p in s3_run.files("articles", ".parquet") if "part-schema" not in p)
+    s3_run.fs.copy_file(part, s3_run.path("articles/part-uncommitted.parquet"))  # no commit names it
     local = tmp_path / "x.jsonl"
     assert main(["export", s3_run.uri, "--format", "jsonl", "-o", str(local)]) == 0
-    assert len(local.read_text().splitlines()) == 20
+    assert len(local.read_text().splitlines()) == 20  # only what the commit records list
     target = s3.uri("exports/x.pubtator.gz")
     assert main(["export", s3_run.uri, "--format", "pubtator", "-o", target]) == 0
     folder = Location.open(s3.uri("exports"))
@@ -54,6 +56,8 @@ def test_export_aggregate_report_read_the_s3_output(s3_run, s3, tmp_path, capsys
     assert main(["report", s3_run.uri]) == 0
     assert capsys.readouterr().out.strip() == "report: s3://biomine-test/run/report.html"
     assert s3_run.is_file("report.html")
+    assert '<td>articles in the output</td><td class="n">20</td>' in s3_run.read_text("report.html")
+    s3_run.delete("articles/part-uncommitted.parquet")
 
 
 def test_missing_s3_output_is_one_clear_line(s3, capsys):
