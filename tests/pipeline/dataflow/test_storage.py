@@ -109,3 +109,12 @@ def test_upload_copies_a_local_folder(loc, tmp_path):
     assert loc.read_bytes("m/last/w.bin") == b"\0" * 10 and not loc.exists("m/checkpoints")
     work = loc.work_dir()
     assert work == loc.base if loc.is_local else work.startswith("/") and work != loc.base
+
+
+def test_a_failure_log_on_s3_is_named_with_its_scheme(s3):
+    from pipeline.dataflow.build import _write_log
+
+    out = Location.open(s3.uri("failed-run"))
+    name = _write_log(out, "r1", "Traceback ...", relative=True)
+    assert name.startswith("s3://biomine-test/failed-run/_logs/r1-") and name.endswith(".log")
+    assert Location.open(name.rsplit("/", 1)[0]).read_text(name.rsplit("/", 1)[1]) == "Traceback ..."
