@@ -1,7 +1,6 @@
 """The numbers behind OUT/report.html, gathered by streaming over the output tables (few columns)."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from pipeline.curation.source import Selection, iter_chunks, table_dir
+from pipeline.curation.source import Selection, commit_records, committed_names, data_files, iter_chunks
+from pipeline.storage import Location
 
 SCORE_BINS = np.linspace(0.0, 1.0, 21)
 LENGTH_BINS = np.array([0, 1, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 6000, 10**9])
@@ -53,11 +53,12 @@ class ReportData:
         return sum(self.entities_by_type.values())
 
 
-def _batches(output: Path, table: str, columns: list[str]):  # noqa: ANN202 (iterator of batches)
-    folder = table_dir(output, table)
-    if folder is None or not any(folder.glob("*.parquet")):
+def _batches(output: Location, table: str, columns: list[str],  # noqa: ANN202 (iterator of batches)
+             committed: dict[str, set[str]] | None = None):
+    files = data_files(output, table, committed)
+    if not files:
         return iter(())
-    dataset = pads.dataset(str(folder), format="parquet")
+    dataset = pads.dataset(files, format="parquet", filesystem=output.fs)
     return dataset.to_batches(columns=[c for c in columns if c in dataset.schema.names])
 
 
@@ -66,22 +67,23 @@ def _error_kind(message: str | None) -> str:
     return head if head and " " not in head else "other"
 
 
-def collect(output: str | Path) -> ReportData:
-    """Gather the report's numbers from an output folder."""
-    out = Path(output)
-    data = ReportData(str(out))
-    if (out / "_manifest.json").is_file():
-        data.manifest = json.loads((out / "_manifest.json").read_text())
+def collect(output: str | Path | Location) -> ReportData:
+    """Gather the report's numbers from an output folder (local or object store)."""
+    out = Location.open(output)
+    data = ReportData(out.url())
+    info = out.info("_manifest.json")
+    if info.type.name == "File":
+        data.manifest = out.read_json("_manifest.json")
         wall = data.manifest.get("wall_s")
-        if isinstance(wall, (int, float)):
-            data.started = (out / "_manifest.json").stat().st_mtime - wall
-    for marker in sorted((out / "_commits").glob("*.json")) if (out / "_commits").is_dir() else ():
-        commit = json.loads(marker.read_text())
+        if isinstance(wall, (int, float)) and info.mtime is not None:
+            data.started = info.mtime.timestamp() - wall
+    committed = committed_names(out)
+    for commit in commit_records(out):
         data.commits.append((float(commit.get("time", 0)), int(commit.get("rows", 0))))
     data.commits.sort()
     best: list[tuple[int, int, int]] = []  # (relations, entities, pmid) of the richest articles
     for batch in _batches(out, "articles", ["pmid", "year", "has_abstract", "abstract", "re_skipped",
-                                            "n_entities", "n_relations"]):
+                                            "n_entities", "n_relations"], committed):
         data.articles += batch.num_rows
         data.with_abstract += int(pc.sum(batch.column("has_abstract")).as_py() or 0)
         if "re_skipped" in batch.schema.names:
@@ -93,20 +95,20 @@ def collect(output: str | Path) -> ReportData:
         ranked = zip(batch.column("n_relations").to_pylist(), batch.column("n_entities").to_pylist(),
                      batch.column("pmid").to_pylist())  # articles with relations first
         best = sorted(best + list(ranked), reverse=True)[:N_EXAMPLES]
-    for batch in _batches(out, "errors", ["stage", "message"]):
+    for batch in _batches(out, "errors", ["stage", "message"], committed):
         for stage, message in zip(batch.column("stage").to_pylist(), batch.column("message").to_pylist()):
             kind = _error_kind(message)
             data.errors_by_stage[stage or "?"] += 1
             data.errors_by_kind[kind] += 1
             data.error_examples.setdefault(kind, message or "")
-    for batch in _batches(out, "relations", ["task", "relation", "head_text", "tail_text"]):
+    for batch in _batches(out, "relations", ["task", "relation", "head_text", "tail_text"], committed):
         table = pa.Table.from_batches([batch])  # counted per batch in Arrow, merged in Python
         for row in table.group_by(["task", "relation"]).aggregate([([], "count_all")]).to_pylist():
             data.relations_by_type[f"{row['task']} {row['relation']}"] += row["count_all"]
         pairs = table.group_by(["head_text", "relation", "tail_text"]).aggregate([([], "count_all")])
         for row in pairs.to_pylist():
             data.top_pairs[(row["head_text"], row["relation"], row["tail_text"])] += row["count_all"]
-    for batch in _batches(out, "entities", ["type", "score"]):
+    for batch in _batches(out, "entities", ["type", "score"], committed):
         for item in pc.value_counts(batch.column("type")).to_pylist():
             data.entities_by_type[item["values"]] += item["counts"]
         scores = pc.fill_null(batch.column("score"), 0.0).to_numpy(zero_copy_only=False)
