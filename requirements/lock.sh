@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 common=(--quiet --strip-extras --unsafe-package torch --no-emit-index-url
         --no-emit-find-links --no-emit-trusted-host --resolver backtracking --newline LF)
-python -m piptools compile "${common[@]}" "$@" --constraint requirements/torch.txt --extra test --extra cluster \
+python -m piptools compile "${common[@]}" "$@" --constraint requirements/torch.txt --extra test --extra cluster --extra s3 \
     --output-file requirements/test.txt pyproject.toml
 # the runtime lock is the test lock's subset: what the tests ran is what a run installs
 python -m piptools compile "${common[@]}" --constraint requirements/torch.txt \

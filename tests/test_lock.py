@@ -34,7 +34,7 @@ def test_runtime_lock_pins_every_dependency_inside_its_range() -> None:
 def test_test_lock_pins_the_extras_inside_their_ranges() -> None:
     lock = read_lock(LOCK_DIR / "test.txt")
     _check_pinned(PYPROJECT["dependencies"], lock, "dependencies")
-    for extra in ("test", "cluster"):
+    for extra in ("test", "cluster", "s3"):
         _check_pinned(PYPROJECT["optional-dependencies"][extra], lock, f"[{extra}]")
 
 
