@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 MINING_COLUMNS = ["pmid", "version", "title", "abstract", "journal_title", "pub_year",
                   "source_file", "file_seq", "position",
-                  "doi", "pmc_id", "mesh_headings", "publication_types"]  # carried to articles/
+                  "doi", "pmc_id", "mesh_headings", "publication_types",  # carried to articles/
+                  "chemicals"]  # ChemicalList: the linker's article indexing (not written)
 
 
 def start_ray(config: RunConfig) -> Any:
@@ -321,6 +322,8 @@ def _run_id(config: RunConfig) -> str:
     path = f"{base}/_run.json"
     settings = {"tasks": config.tasks, "re_model": config.re_model_id, "ner_model": config.ner_model_id,
                 "entities": config.entities}
+    if config.lexicon:  # only when set: runs started before --lexicon existed still resume
+        settings["lexicon"] = config.lexicon
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         with fs.open_input_stream(path) as f:
             stored = json.loads(f.read())

@@ -5,7 +5,8 @@ Rules, in order (the first that links wins):
 1. a short form the article defines (Schwartz-Hearst) links through its long form ("abbreviation");
 2. the lexicon, level by level (exact, lower case, normalised, compact, word bag);
 3. the article's indexing names at the same levels ("article-indexing");
-4. composite mentions ("breast and ovarian cancer") link part by part ("D1|D2").
+4. composite mentions ("breast and ovarian cancer") link part by part ("D1|D2");
+5. fallback: salt words dropped, an adjective's noun (score lowered).
 Among a level's candidates of the mention's type, an id the article is indexed with wins, then
 the highest weight (how often a source names it). Indexing never filters: it is topical.
 """
@@ -63,7 +64,6 @@ class Linker:
         self.max_level = max(LEVELS) if variants else 1  # without variants: exact and lower case
         self.abbreviations = abbreviations
         self.fallback = fallback
-        self.tails = True
 
     def _lexicon_match(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
         for level, key in keys(text).items():
@@ -107,7 +107,7 @@ class Linker:
         return self._lexicon_match(text, wanted, context) or self._indexing_match(text, wanted, context)
 
     def _fallback(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
-        """Looser guesses: salt words dropped, an adjective's noun, the longest linking tail."""
+        """Looser guesses: salt words dropped ("bupropion HCl"), an adjective's noun ("dyskinetic")."""
         words = text.split()
         tries = []
         bare = [w for w in words if w.lower() not in _SALTS]
@@ -117,8 +117,6 @@ class Linker:
         for old, new in _DERIVED:
             if last.endswith(old) and len(last) > len(old) + 3:
                 tries.append((" ".join(words[:-1] + [last[: -len(old)] + new]), 0.7))
-        for i in range(1, len(words) if self.tails else 1):
-            tries.append((" ".join(words[i:]), 0.6))
         for variant, factor in tries:
             found = self._lexicon_match(variant, wanted, context)
             if found:
