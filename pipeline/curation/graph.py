@@ -218,11 +218,8 @@ def _build(out: Path, target: Path, tmp: Path, files: list[Path], years: tuple[n
     """Aggregate `files` into tmp/{edges,nodes}, then swap tmp in as `target`."""
     import ray
 
-    if not files:  # no relations: empty tables, no cluster job
-        for name, schema in (("edges", EDGE_SCHEMA), ("nodes", NODE_SCHEMA)):
-            (tmp / name).mkdir(parents=True)
-            pq.write_table(schema.empty_table(), tmp / name / "part-0.parquet")
-    else:
+    files = [f for f in files if pq.ParquetFile(f).metadata.num_rows]  # NER-only runs: empty files
+    if files:
         if not ray.is_initialized():
             ray.init(include_dashboard=False)
         # one read task per file (ray.data.read_parquet's path resolution imports fsspec's
@@ -246,6 +243,10 @@ def _build(out: Path, target: Path, tmp: Path, files: list[Path], years: tuple[n
             CountDistinct("pmid", alias_name="n_articles"), CountDistinct("edge", alias_name="n_edges"),
             CountDistinct("mention", alias_name="n_mentions"))
         nodes.map_batches(_finish_nodes, batch_format="pyarrow").write_parquet(str(tmp / "nodes"))
+    for name, schema in (("edges", EDGE_SCHEMA), ("nodes", NODE_SCHEMA)):
+        if not list((tmp / name).glob("*.parquet")):  # no relations: empty tables, no cluster job
+            (tmp / name).mkdir(parents=True, exist_ok=True)
+            pq.write_table(schema.empty_table(), tmp / name / "part-0.parquet")
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
