@@ -1,10 +1,12 @@
 """The lexicon: name keys -> MeSH concepts, compiled once into Arrow IPC files, memory-mapped.
 
 A lexicon is a folder: `concepts.arrow` (id, type, name, mapped_to: one row per concept),
-`keys.arrow` (hash, level, concept, source, weight: one row per distinct name key, sorted by
-hash) and `lexicon.json` (what went in). Keys are 64-bit BLAKE2b hashes of each name's
-normalised forms (`normalize.keys`), so a lookup is a binary search in a memory-mapped column:
-every actor maps the same pages, nothing is rebuilt per actor.
+`keys.arrow` (hash, levels, concept, source, weight: one row per distinct (key, concept), sorted
+by hash; `levels` is a bit mask of the variant levels that give the key) and `lexicon.json`
+(what went in). Keys are 64-bit BLAKE2b hashes of each name's normalised forms
+(`normalize.keys`), so a lookup is one vectorised binary search in a memory-mapped column:
+every actor maps the same pages, nothing is rebuilt per actor. (Two different keys sharing a
+64-bit hash: odds ~1e-7 at MeSH's ~3 M keys.)
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 
 from pipeline.linking.normalize import keys, permuted
 
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 
 CHEMICAL, DISEASE = "Chemical", "Disease"
 SOURCES = ("gold", "mesh", "obo", "entities", "corpus-index")  # source code = index
-KEYS_SCHEMA = pa.schema([("hash", pa.uint64()), ("level", pa.uint8()), ("concept", pa.int32()),
+KEYS_SCHEMA = pa.schema([("hash", pa.uint64()), ("levels", pa.uint8()), ("concept", pa.int32()),
                          ("source", pa.uint8()), ("weight", pa.float32())])
 CONCEPTS_SCHEMA = pa.schema([("id", pa.string()), ("type", pa.string()), ("name", pa.string()),
                              ("mapped_to", pa.string())])
@@ -40,10 +43,9 @@ def lexicon_type(entity_type: str | None) -> str | None:
     return _TYPE_ALIASES.get((entity_type or "").strip().lower())
 
 
-def key_hash(level: int, key: str) -> int:
-    """The 64-bit hash of one level's key."""
-    digest = hashlib.blake2b(f"{level}\x1f{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+def key_hash(key: str) -> int:
+    """The 64-bit hash of a key."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class LexiconBuilder:
     def __init__(self) -> None:
         self.concepts: dict[tuple[str, str], int] = {}
         self.concept_rows: list[list[Any]] = []
-        self.key_rows: dict[tuple[int, int, int], list[float]] = {}  # (hash, level, concept) -> [source, weight]
+        self.key_rows: dict[tuple[int, int], list[float]] = {}  # (hash, concept) -> [source, weight, levels]
         self.counts: dict[str, int] = {}
 
     def _concept(self, entry: Entry) -> int:
@@ -94,10 +96,14 @@ class LexiconBuilder:
         if flipped:
             names.append(flipped)
         for variant in names:
+            masks: dict[str, int] = {}
             for level, key in keys(variant).items():
-                slot = self.key_rows.setdefault((key_hash(level, key), level, concept), [code, 0.0])
+                masks[key] = masks.get(key, 0) | (1 << level)
+            for key, mask in masks.items():
+                slot = self.key_rows.setdefault((key_hash(key), concept), [code, 0.0, 0])
                 slot[0] = min(slot[0], code)
                 slot[1] += entry.weight
+                slot[2] = int(slot[2]) | mask
 
     def add_all(self, entries: Iterable[Entry]) -> int:
         """Add many entries; returns how many."""
@@ -114,9 +120,9 @@ class LexiconBuilder:
         n = len(self.key_rows)
         hashes, levels, ids = array("Q"), array("B"), array("i")
         sources, weights = array("B"), array("f")
-        for (h, level, concept), (code, weight) in self.key_rows.items():
+        for (h, concept), (code, weight, mask) in self.key_rows.items():
             hashes.append(h)
-            levels.append(level)
+            levels.append(int(mask))
             ids.append(concept)
             sources.append(int(code))
             weights.append(weight)
@@ -167,24 +173,51 @@ class Lexicon:
         concepts = _map(self.folder / "concepts.arrow")
         table = _map(self.folder / "keys.arrow")
         self.hashes = table.column("hash").chunk(0).to_numpy() if table.num_rows else np.zeros(0, np.uint64)
-        self.levels = _column(table, "level", np.uint8)
+        self.levels = _column(table, "levels", np.uint8)
         self.concept = _column(table, "concept", np.int32)
         self.source = _column(table, "source", np.uint8)
         self.weight = _column(table, "weight", np.float32)
-        self.ids = concepts.column("id")
-        self.types = concepts.column("type")
+        self.ids = concepts.column("id").combine_chunks() if len(concepts) else pa.array([], pa.string())
         self.names = concepts.column("name")
+        encoded = pa.compute.dictionary_encode(concepts.column("type")).combine_chunks()
+        self.type_names = [t or "" for t in encoded.dictionary.to_pylist()]
+        self.type_codes = encoded.indices.to_numpy(zero_copy_only=False) if len(concepts) else np.zeros(0, int)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def lookup(self, level_keys: dict[int, str], max_level: int = 7
+               ) -> tuple[int, list[tuple[int, str, float]]] | None:
+        """The first level (up to max_level) whose key names concepts: (level, [(concept, source,
+        weight)]); one vectorised search for all the distinct keys."""
+        wanted = {lv: k for lv, k in level_keys.items() if lv <= max_level}
+        distinct = list(dict.fromkeys(wanted.values()))
+        if not distinct or not len(self.hashes):
+            return None
+        hs = [key_hash(k) for k in distinct]
+        starts = self.hashes.searchsorted(np.array(hs, np.uint64)).tolist()
+        n, found = len(self.hashes), {}
+        for key, h, i in zip(distinct, hs, starts):
+            rows = []
+            while i < n and int(self.hashes[i]) == h:
+                rows.append(i)
+                i += 1
+            if rows:
+                found[key] = rows
+        if not found:
+            return None
+        for level in sorted(wanted):
+            bit = 1 << level
+            rows = [(int(self.concept[i]), SOURCES[int(self.source[i])], float(self.weight[i]))
+                    for i in found.get(wanted[level], ()) if self.levels[i] & bit]
+            if rows:
+                return level, rows
+        return None
+
     def candidates(self, level: int, key: str) -> list[tuple[int, str, float]]:
         """Every concept a key of one level names: (concept index, source, weight)."""
-        h = np.uint64(key_hash(level, key))
-        lo = int(np.searchsorted(self.hashes, h, "left"))
-        hi = int(np.searchsorted(self.hashes, h, "right"))
-        return [(int(self.concept[i]), SOURCES[int(self.source[i])], float(self.weight[i]))
-                for i in range(lo, hi) if self.levels[i] == level]
+        found = self.lookup({level: key})
+        return found[1] if found else []
 
     def concept_id(self, index: int) -> str:
         """The MeSH id of a concept index."""
@@ -192,7 +225,7 @@ class Lexicon:
 
     def concept_type(self, index: int) -> str:
         """The type (Chemical, Disease, or "" when unknown) of a concept index."""
-        return self.types[index].as_py() or ""
+        return self.type_names[self.type_codes[index]]
 
 
 def _column(table: pa.Table, name: str, dtype: Any) -> np.ndarray:

@@ -9,12 +9,14 @@ Rules, in order (the first that links wins):
 5. fallback: salt words dropped, an adjective's noun (score lowered).
 Among a level's candidates of the mention's type, an id the article is indexed with wins, then
 the highest weight (how often a source names it). Indexing never filters: it is topical.
+Lexicon look-ups do not depend on the article, so they are cached per (text, type).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from pipeline.linking.abbreviations import find_abbreviations
 from pipeline.linking.lexicon import Lexicon, lexicon_type
@@ -26,6 +28,8 @@ _SALTS = frozenset({"hydrochloride", "hcl", "dihydrochloride", "hydrobromide", "
 _DERIVED = (("etic", "esia"), ("otic", "osis"), ("tic", "sis"), ("ic", "ia"), ("ic", "y"), ("al", ""),
             ("ful", ""), ("eurs", "e"), ("ous", "e"))
 _COMPOSITE = re.compile(r"^(.*?)\s*(?:,\s*)?\b(?:and|or|and/or)\b\s+(.*)$|^(.*?)\s*/\s*(.*)$")
+CACHE_SIZE = 200_000
+Candidates = tuple[int, tuple[tuple[str, str, float, int], ...]]  # level, (id, source, weight, rank)
 
 
 @dataclass(frozen=True)
@@ -37,22 +41,37 @@ class Link:
     score: float
 
 
-@dataclass(frozen=True)
 class ArticleContext:
-    """What one article tells the linker: its abbreviations and its MeSH indexing (UI -> name)."""
+    """What one article tells the linker: its abbreviations and its MeSH indexing (UI -> (name, type)),
+    both worked out only when a mention needs them."""
 
-    abbreviations: Mapping[str, str]
-    indexing: Mapping[str, tuple[str, str]]  # UI -> (name, type)
+    def __init__(self, text: str = "", indexing: Mapping[str, tuple[str, str]] | None = None) -> None:
+        self.text = text
+        self.indexing = dict(indexing or {})
 
     @classmethod
-    def of(cls, title: str | None, abstract: str | None, indexing: Mapping[str, tuple[str, str]] | None = None
-           ) -> "ArticleContext":
+    def of(cls, title: str | None, abstract: str | None,
+           indexing: Mapping[str, tuple[str, str]] | None = None) -> "ArticleContext":
         """The context of an article's text and indexing."""
-        text = f"{title or ''} {abstract or ''}"
-        return cls(find_abbreviations(text), dict(indexing or {}))
+        return cls(f"{title or ''} {abstract or ''}", indexing)
+
+    @cached_property
+    def abbreviations(self) -> dict[str, str]:
+        """Short form -> long form defined in the text."""
+        return find_abbreviations(self.text)
+
+    @cached_property
+    def indexing_keys(self) -> dict[tuple[int, str], list[tuple[str, str]]]:
+        """(level, key) -> [(UI, type)] of the indexing names."""
+        out: dict[tuple[int, str], list[tuple[str, str]]] = {}
+        for ui, (name, type_) in self.indexing.items():
+            for level, key in keys(name).items():
+                out.setdefault((level, key), []).append((ui, type_))
+        return out
 
 
-EMPTY = ArticleContext({}, {})
+def _short_form_shaped(text: str) -> bool:
+    return 2 <= len(text) <= 10 and text.count(" ") <= 1
 
 
 class Linker:
@@ -64,46 +83,64 @@ class Linker:
         self.max_level = max(LEVELS) if variants else 1  # without variants: exact and lower case
         self.abbreviations = abbreviations
         self.fallback = fallback
+        self._cache: dict[tuple[str, str | None], Candidates | None] = {}
+
+    def _lookup(self, text: str, wanted: str | None) -> Candidates | None:
+        """The first level whose key names concepts of the type (or of unknown type)."""
+        cache_key = (text, wanted)
+        if cache_key in self._cache:
+            return self._cache[cache_key]
+        found: Candidates | None = None
+        level_keys = keys(text)
+        while level_keys:
+            result = self.lexicon.lookup(level_keys, self.max_level)
+            if result is None:
+                break
+            level, rows = result
+            hits = []
+            for concept, source, weight in rows:
+                ctype = self.lexicon.concept_type(concept)
+                if wanted is None or ctype == wanted or ctype == "":  # "": a MeshHeading name
+                    hits.append((self.lexicon.concept_id(concept), source, weight,
+                                 0 if wanted is None or ctype == wanted else 1))
+            if hits:
+                found = (level, tuple(hits))
+                break
+            level_keys = {lv: k for lv, k in level_keys.items() if lv > level}  # other types only: go on
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[cache_key] = found
+        return found
 
     def _lexicon_match(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
-        for level, key in keys(text).items():
-            if level > self.max_level:
-                break
-            found = []
-            for concept, source, weight in self.lexicon.candidates(level, key):
-                ctype = self.lexicon.concept_type(concept)
-                if wanted is None or ctype == wanted:
-                    found.append((concept, source, weight, 0))
-                elif ctype == "":  # type unknown (a MeshHeading name): accepted, ranked after typed ones
-                    found.append((concept, source, weight, 1))
-            if not found:
-                continue
-            ids = {c: self.lexicon.concept_id(c) for c, *_ in found}
-            best = min(found, key=lambda f: (ids[f[0]] not in context.indexing, f[3], -f[2]))
-            distinct = len(set(ids.values()))
-            score = LEVEL_SCORE[level] * (1.0 if distinct == 1 or ids[best[0]] in context.indexing
-                                          else 0.8)
-            return Link(ids[best[0]], best[1], round(score, 3))
-        return None
+        found = self._lookup(text, wanted)
+        if found is None:
+            return None
+        level, hits = found
+        indexed = context.indexing
+        best = min(hits, key=lambda h: (h[0] not in indexed, h[3], -h[2]))
+        ambiguous = len({h[0] for h in hits}) > 1 and best[0] not in indexed
+        return Link(best[0], best[1], round(LEVEL_SCORE[level] * (0.8 if ambiguous else 1.0), 3))
 
     def _indexing_match(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
         if not context.indexing:
             return None
-        mine = keys(text)
-        for level in LEVELS:
-            if level not in mine or level > self.max_level:
-                continue
-            for ui, (name, ctype) in context.indexing.items():
-                if (wanted is None or ctype in (wanted, "")) and keys(name).get(level) == mine[level]:
+        for level, key in keys(text).items():
+            if level > self.max_level:
+                break
+            for ui, ctype in context.indexing_keys.get((level, key), ()):
+                if wanted is None or ctype in (wanted, ""):
                     return Link(ui, "article-indexing", round(LEVEL_SCORE[level] * 0.9, 3))
         return None
 
     def _single(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
-        long = context.abbreviations.get(text.strip()) if self.abbreviations else None
-        if long:
-            found = self._lexicon_match(long, wanted, context) or self._indexing_match(long, wanted, context)
-            if found:
-                return Link(found.id, "abbreviation", round(found.score * 0.95, 3))
+        text = text.strip()
+        if self.abbreviations and _short_form_shaped(text):
+            long = context.abbreviations.get(text)
+            if long:
+                found = self._lexicon_match(long, wanted, context) or self._indexing_match(long, wanted, context)
+                if found:
+                    return Link(found.id, "abbreviation", round(found.score * 0.95, 3))
         return self._lexicon_match(text, wanted, context) or self._indexing_match(text, wanted, context)
 
     def _fallback(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
@@ -124,6 +161,8 @@ class Linker:
         return None
 
     def _composite(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
+        if " " not in text and "/" not in text:
+            return None
         m = _COMPOSITE.match(text)
         if m is None:
             return None
@@ -140,10 +179,11 @@ class Linker:
                     round(min(link.score for link in links) * 0.9, 3))
 
     def link(self, text: str | None, entity_type: str | None,
-             context: ArticleContext = EMPTY) -> Link | None:
+             context: ArticleContext | None = None) -> Link | None:
         """The concept a mention names, or None."""
         if not text or not text.strip():
             return None
+        context = context or ArticleContext()
         wanted = lexicon_type(entity_type)
         found = self._single(text, wanted, context)
         if found is None and self.max_level > 1:

@@ -16,14 +16,13 @@ GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsil
          "η": "eta", "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu",
          "ξ": "xi", "ο": "omicron", "π": "pi", "ρ": "rho", "σ": "sigma", "ς": "sigma", "τ": "tau",
          "υ": "upsilon", "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega"}
-# British -> American, applied inside words to every name and mention alike
-_BRITISH = [(re.compile(p), r) for p, r in (
-    (r"aemia", "emia"), (r"haem", "hem"), (r"aetio", "etio"), (r"oedem", "edem"),
-    (r"oesophag", "esophag"), (r"oestr", "estr"), (r"foet", "fet"), (r"diarrhoea", "diarrhea"),
-    (r"rrhoea", "rrhea"), (r"leukaem", "leukem"), (r"anaes", "anes"), (r"paed", "ped"),
-    (r"tumour", "tumor"), (r"our\b", "or"), (r"isation", "ization"), (r"ise\b", "ize"),
-    (r"yse\b", "yze"), (r"sulph", "sulf"), (r"caesar", "cesar"), (r"haemo", "hemo"),
-)]
+# British -> American, applied inside words to every name and mention alike (one regex pass)
+_BRITISH_MAP = {"aemia": "emia", "haem": "hem", "aetio": "etio", "oedem": "edem", "oesophag": "esophag",
+                "oestr": "estr", "foet": "fet", "rrhoea": "rrhea", "leukaem": "leukem", "anaes": "anes",
+                "paed": "ped", "tumour": "tumor", "our": "or", "isation": "ization", "ise": "ize", "yse": "yze",
+                "sulph": "sulf", "caesar": "cesar"}
+_BRITISH = re.compile(r"aemia|haem|aetio|oedem|oesophag|oestr|foet|rrhoea|leukaem|anaes|paed|"
+                      r"tumour|our\b|isation|ise\b|yse\b|sulph|caesar")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _STOP = frozenset({"of", "the", "in", "with", "to", "for", "by", "on", "a", "an", "due", "nos"})
 _KEEP_S = ("ss", "us", "is")
@@ -31,6 +30,8 @@ _KEEP_S = ("ss", "us", "is")
 
 def fold(text: str) -> str:
     """Unicode compatibility form, lower case, Greek letters spelled out, accents dropped."""
+    if text.isascii():
+        return text.lower()
     text = unicodedata.normalize("NFKC", text).lower()
     text = "".join(GREEK.get(ch, ch) for ch in text)
     text = unicodedata.normalize("NFKD", text)
@@ -52,9 +53,7 @@ def singular(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """The normalised words of a name: folded, British spellings Americanised, singular."""
-    text = fold(text)
-    for pattern, repl in _BRITISH:
-        text = pattern.sub(repl, text)
+    text = _BRITISH.sub(lambda m: _BRITISH_MAP[m.group(0)], fold(text))
     return [singular(w) for w in _NON_WORD.split(text) if w]
 
 
