@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BioGPT *.entities.json dictionary")
     b.add_argument("--pubmed", action="append", default=[], metavar="FILE",
                    help="PubMed XML: the names of its ChemicalList/MeshHeading indexing")
+    b.add_argument("--index", action="append", default=[], metavar="OUT",
+                   help="run folder: the MeSH names its inputs are indexed with, collected while "
+                        "`biomine run` (or `run --dry-run`) indexed them (no extra parse)")
     b.add_argument("-o", "--output", required=True, help="lexicon folder to write")
     b.set_defaults(func=handle)
 
@@ -33,7 +36,7 @@ def handle(args: argparse.Namespace) -> int:
     """Build the lexicon and print what went in (JSON)."""
     from pipeline.linking.build import build_lexicon
 
-    inputs = [(kind, path) for kind in ("pubtator", "mesh", "obo", "entities", "pubmed")
+    inputs = [(kind, path) for kind in ("pubtator", "mesh", "obo", "entities", "pubmed", "index")
               for path in getattr(args, kind)]
     print(json.dumps(build_lexicon(inputs, args.output, args.obo_type), indent=2))
     return 0

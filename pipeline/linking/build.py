@@ -10,8 +10,8 @@ from typing import Any
 
 from pipeline.linking.lexicon import Entry, LexiconBuilder
 from pipeline.linking.mesh_xml import read_mesh_xml
-from pipeline.linking.sources import (read_entities_json, read_obo, read_pubmed_indexing,
-                                      read_pubtator_names)
+from pipeline.linking.sources import (read_entities_json, read_index_names, read_obo,
+                                      read_pubmed_indexing, read_pubtator_names)
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def _peak_rss_mb() -> float:
 
 
 def source_entries(kind: str, path: str, obo_type: str = "Disease") -> Iterator[Entry]:
-    """The entries of one input file of a kind: mesh, obo, pubtator, entities or pubmed."""
+    """The entries of one input of a kind: mesh, obo, pubtator, entities, pubmed or index (a folder)."""
     if kind == "mesh":
         return read_mesh_xml(path)
     if kind == "obo":
@@ -32,6 +32,8 @@ def source_entries(kind: str, path: str, obo_type: str = "Disease") -> Iterator[
         return read_entities_json(path)
     if kind == "pubmed":
         return read_pubmed_indexing(path)
+    if kind == "index":
+        return read_index_names(path)
     raise ValueError(f"unknown lexicon source kind {kind!r}")
 
 
@@ -39,9 +41,9 @@ def build_lexicon(inputs: Sequence[tuple[str, str]], output: str | Path,
                   obo_type: str = "Disease") -> dict[str, Any]:
     """Build from (kind, path) pairs into `output`; returns lexicon.json plus timings and peak memory."""
     if not inputs:
-        raise ValueError("no lexicon source given (--mesh, --obo, --pubtator, --entities, --pubmed)")
-    for _, path in inputs:
-        if not Path(path).is_file():
+        raise ValueError("no lexicon source given (--mesh, --obo, --pubtator, --entities, --pubmed, --index)")
+    for kind, path in inputs:
+        if not (Path(path).is_dir() if kind == "index" else Path(path).is_file()):
             raise FileNotFoundError(f"lexicon source not found: {path}")
     started = time.time()
     builder = LexiconBuilder()

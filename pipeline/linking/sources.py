@@ -102,14 +102,41 @@ def indexing_names(mesh_headings: list | None, chemicals: list | None) -> Iterat
             yield head["name"], head["descriptor_ui"], ""
 
 
-def read_pubmed_indexing(path: str | Path) -> Iterator[Entry]:
-    """The MeSH names and UIs met in a PubMed XML file's articles (weight: articles naming them)."""
-    from pipeline.pubmed.xml import iter_records
-
-    counts: dict[tuple[str, str, str], int] = {}
-    for rec in iter_records(str(_need(path, "PubMed XML file"))):
-        if rec.get("record_type") == "article":
-            for item in indexing_names(rec.get("mesh_headings"), rec.get("chemicals")):
-                counts[item] = counts.get(item, 0) + 1
-    for (name, ui, type_), n in counts.items():
+def _index_entries(counts: dict[tuple[str, str, str], int]) -> Iterator[Entry]:
+    for (name, ui, type_), n in sorted(counts.items()):
         yield Entry(name, ui, type_, "corpus-index", 0.1 * n)
+
+
+def read_pubmed_indexing(path: str | Path) -> Iterator[Entry]:
+    """The MeSH names and UIs a PubMed XML file's articles are indexed with (ChemicalList,
+    SupplMeshList, MeshHeadingList; weight grows with the articles naming them)."""
+    from pipeline.pubmed.indexing import NameCollector
+    from pipeline.pubmed.xml import open_xml, scan_records
+
+    names = NameCollector(lambda *args: [])
+    with open_xml(str(_need(path, "PubMed XML file"))) as stream:
+        for rec in scan_records(stream, str(path), handler=names):
+            if rec.get("record_type") == "error":
+                raise ValueError(rec.get("message"))
+    yield from _index_entries(names.counts)
+
+
+def read_index_names(output: str | Path) -> Iterator[Entry]:
+    """The indexing names a run collected while indexing its inputs (OUT/_index_names/, written
+    by `biomine run` or `biomine run --dry-run`): no extra parse of the XML."""
+    import pyarrow.parquet as pq
+
+    from pipeline.planning.index_cache import INDEX_DIR, NAMES_DIR
+
+    folder = Path(output)
+    stamps = {p.name for p in (folder / INDEX_DIR).glob("*.parquet")}
+    files = [p for p in sorted((folder / NAMES_DIR).glob("*.parquet")) if p.name in stamps]
+    if not files:
+        raise FileNotFoundError(f"{folder}: no {NAMES_DIR}/ names of indexed inputs; run "
+                                f"`biomine run --dry-run INPUTS -o {folder}` first")
+    counts: dict[tuple[str, str, str], int] = {}
+    for path in files:
+        for row in pq.read_table(path).to_pylist():
+            item = (row["name"], row["ui"], row["type"] or "")
+            counts[item] = counts.get(item, 0) + int(row["n_articles"])
+    yield from _index_entries(counts)

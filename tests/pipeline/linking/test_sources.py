@@ -87,3 +87,20 @@ def test_pubmed_indexing_and_built_lexicon(tmp_path: Path) -> None:
     hits = lex.candidates(1, "renal diseases")
     assert [lex.concept_id(c) for c, _, _ in hits] == ["D007674"]
     assert lex.candidates(1, "no such name") == []
+
+
+def test_index_pass_collects_names_for_the_corpus_lexicon(tmp_path: Path) -> None:
+    from pipeline.linking.sources import read_index_names
+    from pipeline.planning.index_cache import file_stamp, scan_and_store
+
+    out = tmp_path / "out"
+    (out / "_index").mkdir(parents=True)
+    path = str(DATA / "pubmed" / "pmparser_sample_pubmed26n1335_update.xml.gz")
+    table, errors = scan_and_store(path, str(out), file_stamp(path))
+    assert table.num_rows and not errors
+    from_index = {(e.name, e.id, e.type) for e in read_index_names(out)}
+    from_parse = {(e.name, e.id, e.type) for e in read_pubmed_indexing(path)}
+    assert from_index == from_parse and len(from_index) > 50
+    assert any(t == "Chemical" for _, _, t in from_index)
+    with pytest.raises(FileNotFoundError, match="dry-run"):
+        list(read_index_names(tmp_path))
