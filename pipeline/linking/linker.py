@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from pipeline.linking.abbreviations import find_abbreviations
 from pipeline.linking.lexicon import Lexicon, lexicon_type
@@ -55,6 +56,10 @@ class ArticleContext:
         """The context of an article's text and indexing."""
         return cls(f"{title or ''} {abstract or ''}", indexing)
 
+    def may_define(self, short: str) -> bool:
+        """Whether the text could define `short` ("(SHORT" or "SHORT (" occurs): a cheap filter."""
+        return f"({short}" in self.text or f"{short} (" in self.text
+
     @cached_property
     def abbreviations(self) -> dict[str, str]:
         """Short form -> long form defined in the text."""
@@ -83,7 +88,7 @@ class Linker:
         self.max_level = max(LEVELS) if variants else 1  # without variants: exact and lower case
         self.abbreviations = abbreviations
         self.fallback = fallback
-        self._cache: dict[tuple[str, str | None], Candidates | None] = {}
+        self._cache: dict[tuple, Any] = {}
 
     def _lookup(self, text: str, wanted: str | None) -> Candidates | None:
         """The first level whose key names concepts of the type (or of unknown type)."""
@@ -113,7 +118,11 @@ class Linker:
         return found
 
     def _lexicon_match(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
-        found = self._lookup(text, wanted)
+        return self._choose(self._lookup(text, wanted), context)
+
+    @staticmethod
+    def _choose(found: Candidates | None, context: ArticleContext) -> Link | None:
+        """The best of one level's candidates for this article."""
         if found is None:
             return None
         level, hits = found
@@ -135,7 +144,7 @@ class Linker:
 
     def _single(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
         text = text.strip()
-        if self.abbreviations and _short_form_shaped(text):
+        if self.abbreviations and _short_form_shaped(text) and context.may_define(text):
             long = context.abbreviations.get(text)
             if long:
                 found = self._lexicon_match(long, wanted, context) or self._indexing_match(long, wanted, context)
@@ -145,6 +154,17 @@ class Linker:
 
     def _fallback(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
         """Looser guesses: salt words dropped ("bupropion HCl"), an adjective's noun ("dyskinetic")."""
+        cache_key = ("fallback", text, wanted)
+        if cache_key not in self._cache:
+            self._cache[cache_key] = self._fallback_candidates(text, wanted)
+        found = self._cache[cache_key]
+        if found is None:
+            return None
+        link = self._choose(found[0], context)
+        return Link(link.id, link.source, round(link.score * found[1], 3)) if link else None
+
+    def _fallback_candidates(self, text: str, wanted: str | None) -> tuple[Candidates, float] | None:
+        """The first fallback variant's candidates and its score factor (article independent)."""
         words = text.split()
         tries = []
         bare = [w for w in words if w.lower() not in _SALTS]
@@ -155,9 +175,9 @@ class Linker:
             if last.endswith(old) and len(last) > len(old) + 3:
                 tries.append((" ".join(words[:-1] + [last[: -len(old)] + new]), 0.7))
         for variant, factor in tries:
-            found = self._lexicon_match(variant, wanted, context)
-            if found:
-                return Link(found.id, found.source, round(found.score * factor, 3))
+            found = self._lookup(variant, wanted)
+            if found is not None:
+                return found, factor
         return None
 
     def _composite(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
