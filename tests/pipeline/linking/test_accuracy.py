@@ -81,3 +81,14 @@ def test_what_a_mesh_file_adds(built: Path, tmp_path: Path) -> None:
     assert gained >= 60, (before, after)  # measured: 64 (55 by name, the rest via abbreviations)
     assert after["Chemical"]["correct_by_source"]["mesh"] >= 50
     assert after["Disease"]["correct"] >= before["Disease"]["correct"]
+
+
+def test_link_bioc(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    gold = Path(__file__).resolve().parents[2] / "data" / "bc5cdr_eval" / "CDR_sample.gold.BioC.xml"
+    out = tmp_path / "linked.xml"
+    assert main(["link", "--lexicon", str(built / "lex"), str(gold), "-o", str(out)]) == 0
+    shares = json.loads(capsys.readouterr().out)
+    assert set(shares) == {"Chemical", "Disease"}
+    assert main(["evaluate", "bc5cdr-id", "--gold", str(gold), "--pred", str(out), "--json"]) == 0
+    score = json.loads(capsys.readouterr().out)
+    assert score["precision"] > 0.9 and score["recall"] > 0.5, score
