@@ -205,9 +205,17 @@ class Linker:
             return None
         context = context or ArticleContext()
         wanted = lexicon_type(entity_type)
+        text = text.strip()
+        sure_key = ("sure", text, wanted)  # results no article can change
+        if sure_key in self._cache and not (self.abbreviations and context.may_define(text)):
+            return self._cache[sure_key]
         found = self._single(text, wanted, context)
         if found is None and self.max_level > 1:
             found = self._composite(text, wanted, context)
         if found is None and self.fallback:
             found = self._fallback(text, wanted, context)
+        if found is not None and found.source not in ("abbreviation", "article-indexing"):
+            hit = self._cache.get((text, wanted))
+            if hit is not None and len({h[0] for h in hit[1]}) == 1:  # one id: indexing cannot change it
+                self._cache[sure_key] = found
         return found
