@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline.linking.abbreviations import find_abbreviations
 from pipeline.linking.lexicon import Lexicon, lexicon_type
-from pipeline.linking.normalize import LEVELS, keys
+from pipeline.linking.normalize import EXACT, LEVELS, LOWER, fold, keys
 
 LEVEL_SCORE = {0: 1.0, 1: 0.95, 2: 0.9, 3: 0.85, 4: 0.7}
 _SALTS = frozenset({"hydrochloride", "hcl", "dihydrochloride", "hydrobromide", "maleate", "mesylate",
@@ -96,11 +96,16 @@ class Linker:
         if cache_key in self._cache:
             return self._cache[cache_key]
         found: Candidates | None = None
-        level_keys = keys(text)
-        while level_keys:
-            result = self.lexicon.lookup(level_keys, self.max_level)
+        level_keys: dict[int, str] = {EXACT: text, LOWER: fold(text)}  # most names hit here
+        looser = self.max_level > LOWER  # the looser keys are worked out only after a miss
+        while found is None:
+            result = self.lexicon.lookup(level_keys, self.max_level) if level_keys else None
             if result is None:
-                break
+                if not looser:
+                    break
+                looser = False
+                level_keys = {lv: k for lv, k in keys(text).items() if lv > LOWER}
+                continue
             level, rows = result
             hits = []
             for concept, source, weight in rows:
@@ -110,7 +115,6 @@ class Linker:
                                  0 if wanted is None or ctype == wanted else 1))
             if hits:
                 found = (level, tuple(hits))
-                break
             level_keys = {lv: k for lv, k in level_keys.items() if lv > level}  # other types only: go on
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
