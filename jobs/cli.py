@@ -20,6 +20,8 @@ COMMANDS: tuple[str, ...] = (
     "jobs.export",
     "jobs.aggregate",
     "jobs.report",
+    "jobs.lexicon",
+    "jobs.link",
 )
 
 

@@ -32,6 +32,8 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--re-model", help="RE checkpoint: hub repo id or local folder")
     p.add_argument("--ner-model", help="token-classification checkpoint: hub repo id or folder")
     p.add_argument("--entities", help="entity dictionary (*.entities.json) for ID linking")
+    p.add_argument("--lexicon", help="lexicon folder (`biomine lexicon build`): links every mention "
+                   "and relation end to MeSH")
     p.add_argument("--demo-model", action="store_true", default=None,
                    help="tiny random BioGPT built on the spot (runs anywhere; output meaningless)")
     p.add_argument("--gpus", type=int, help="GPU actors (default: every GPU of the cluster)")
@@ -58,14 +60,14 @@ def config_only_settings() -> str:
     return "settings only in a --config file:\n" + "\n".join(rows)
 
 
-_FLAG_FIELDS = ("tasks", "re_model", "ner_model", "entities", "demo_model", "gpus", "batch_size",
+_FLAG_FIELDS = ("tasks", "re_model", "ner_model", "entities", "lexicon", "demo_model", "gpus", "batch_size",
                 "cpu_batch_size", "dtype", "max_new_tokens", "limit", "address", "run_id", "progress")
 
 
 def mining_values(args: argparse.Namespace) -> dict:
     """The RunConfig values given by the shared flags (None where not given)."""
     return {"tasks": args.tasks, "re_model": args.re_model, "ner_model": args.ner_model,
-            "entities": args.entities, "demo_model": args.demo_model, "gpus": args.gpus,
+            "entities": args.entities, "lexicon": args.lexicon, "demo_model": args.demo_model, "gpus": args.gpus,
             "batch_size": args.batch_size, "cpu_batch_size": args.cpu_batch_size, "dtype": args.dtype,
             "max_new_tokens": args.max_new_tokens, "limit": args.limit, "address": args.address,
             "run_id": args.run_id, "progress": args.progress}

@@ -50,6 +50,9 @@ def print_summary(manifest: dict[str, Any], output: str) -> int:
           f"{totals['entities']}, record errors {totals['errors']}, file errors "
           f"{manifest['counts']['file_errors']}  (this invocation: {now['articles']} articles)")
     print(f"  engine: {engine_summary(manifest.get('engine'))}")
+    linking = {t: v for t, v in (manifest.get("linking") or {}).items() if isinstance(v, dict)}
+    if linking:  # --lexicon: linked share per type
+        print("  linked to MeSH: " + ", ".join(f"{t} {v['linked']}/{v['mentions']}" for t, v in linking.items()))
     rate = manifest.get("abstracts_per_s")
     print(f"  {manifest['wall_s']:.1f}s wall, {rate if rate is not None else '-'} articles/s -> "
           f"{shown_out}/_manifest.json")

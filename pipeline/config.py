@@ -24,6 +24,7 @@ class RunConfig(BaseModel):
     re_model: str | None = Field(None, description="RE checkpoint: hub repo id or local folder")
     ner_model: str | None = Field(None, description="token-classification checkpoint")
     entities: str | None = Field(None, description="entity dictionary (*.entities.json) for linking")
+    lexicon: str | None = Field(None, description="lexicon folder (`biomine lexicon build`) for MeSH linking")
     demo_model: bool = Field(False, description="tiny random BioGPT built on the spot; output meaningless")
     gpus: int | None = Field(None, ge=0, description="GPU actors (None: all GPUs of the cluster; 0: one CPU actor)")
     batch_size: int = Field(256, ge=1, description="rows per GPU-stage batch (the engine batches inside)")

@@ -65,7 +65,7 @@ def article_document(chunk: Chunk, article: dict[str, Any], sel: Selection) -> b
     for ent in chunk.rows("entities", article["pmid"]):
         ident = ent.get("mention_id") or mention_id(ent["pmid"], ent["section"], ent["start"], ent["end"])
         passages[ent["section"]].add_annotation(_annotation(
-            ident, passages[ent["section"]], ent["start"], ent["end"], ent["type"], None, ent.get("score")))
+            ident, passages[ent["section"]], ent["start"], ent["end"], ent["type"], ent.get("id"), ent.get("score")))
         known.add(ident)
     for i, rel in enumerate(chunk.rows("relations", article["pmid"])):
         relation = bioc.BioCRelation()

@@ -85,7 +85,7 @@ def tsv_row(table: str, row: dict[str, Any], article: dict[str, Any]) -> dict[st
         flat["abstract"] = row.get("abstract")
     elif table == "entities":
         flat = {k: row.get(k) for k in ("pmid", "mention_id", "section", "start", "end", "text",
-                                        "type", "score", "model_id")}
+                                        "type", "score", "model_id", "id", "id_source", "id_score")}
     else:
         evidence = row.get("evidence") or []
         flat = {k: row.get(k) for k in ("pmid", "task", "relation", "head_text", "head_id", "head_type",
@@ -95,7 +95,9 @@ def tsv_row(table: str, row: dict[str, Any], article: dict[str, Any]) -> dict[st
                      "tail_mentions": "|".join(row.get("tail_mentions") or ()),
                      "evidence": " | ".join(e["text"] for e in evidence),
                      "evidence_spans": _spans(evidence), "year": article.get("year"),
-                     "title": article.get("title"), "model_id": row.get("model_id")})
+                     "title": article.get("title"), "model_id": row.get("model_id"),
+                     **{k: row.get(k) for k in ("head_id_source", "head_id_score", "tail_id_source",
+                                                "tail_id_score")}})
     return {k: _cell(v) for k, v in flat.items()}
 
 

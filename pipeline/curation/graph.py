@@ -233,6 +233,7 @@ def _build(out: Location, tmp: Location, files: list[str], years: tuple[np.ndarr
     """Aggregate `files` into tmp/{edges,nodes}, then swap tmp in as OUT/graph."""
     import ray
 
+    files = [f for f in files if pq.read_metadata(f, filesystem=out.fs).num_rows]  # NER-only runs
     if not files:  # no relations: empty tables, no cluster job
         for name, schema in (("edges", EDGE_SCHEMA), ("nodes", NODE_SCHEMA)):
             tmp.write_table(f"{name}/part-0.parquet", schema.empty_table())

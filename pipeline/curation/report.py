@@ -169,6 +169,9 @@ def render(data: ReportData) -> str:
     ]
     errors = [(kind, n, data.error_examples.get(kind, "")[:200]) for kind, n in data.errors_by_kind.most_common()]
     pairs = [(h, r, t, n) for (h, r, t), n in data.top_pairs.most_common()]
+    linking = [(t, v["mentions"], v["linked"], f"{100 * (v['linked_share'] or 0):.1f} %",
+                ", ".join(f"{s} {n}" for s, n in v["by_source"].items()))
+               for t, v in data.linking.items()]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>biomine report: {html.escape(data.output)}</title>
 <style>{CSS}</style></head><body>
@@ -179,6 +182,8 @@ def render(data: ReportData) -> str:
 <h2>Errors by kind</h2>{_table(errors, ("kind", "count", "example")) if errors else "<p>none</p>"}
 <h2>Errors by stage</h2>{_table(data.errors_by_stage.most_common(), ("stage", "count"))
                           if data.errors_by_stage else "<p>none</p>"}
+<h2>Linking to MeSH</h2>{_table(linking, ("type", "mentions", "linked", "linked share", "by source"))
+                           if linking else "<p>no entity rows or relation ends</p>"}
 <h2>Top pairs</h2>{_table(pairs, ("head", "relation", "tail", "rows")) if pairs else "<p>no relations</p>"}
 <h2>Example articles</h2>{"".join(_example(a) for a in data.examples) or "<p>none</p>"}
 </body></html>

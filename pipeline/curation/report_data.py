@@ -41,6 +41,7 @@ class ReportData:
     entities_by_type: Counter = field(default_factory=Counter)
     scores: np.ndarray = field(default_factory=lambda: np.zeros(len(SCORE_BINS) - 1, np.int64))
     examples: list[dict[str, Any]] = field(default_factory=list)  # articles with their rows
+    linking: dict[str, Any] = field(default_factory=dict)  # type -> linked share (pipeline.linking)
 
     @property
     def n_relations(self) -> int:
@@ -114,6 +115,9 @@ def collect(output: str | Path | Location) -> ReportData:
         scores = pc.fill_null(batch.column("score"), 0.0).to_numpy(zero_copy_only=False)
         data.scores += np.histogram(np.clip(scores, 0.0, 1.0), SCORE_BINS)[0]
     data.top_pairs = Counter(dict(data.top_pairs.most_common(TOP_PAIRS)))
+    from pipeline.linking.summary import linking_summary
+
+    data.linking = linking_summary(out)
     wanted = frozenset(p for r, e, p in best if r + e > 0)
     if wanted:
         for chunk in iter_chunks(out, Selection(pmids=wanted)):

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 MINING_COLUMNS = ["pmid", "version", "title", "abstract", "journal_title", "pub_year",
                   "source_file", "file_seq", "position",
-                  "doi", "pmc_id", "mesh_headings", "publication_types"]  # carried to articles/
+                  "doi", "pmc_id", "mesh_headings", "publication_types",  # carried to articles/
+                  "chemicals"]  # ChemicalList: the linker's article indexing (not written)
 
 
 def start_ray(config: RunConfig) -> Any:
@@ -247,6 +248,8 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
         current = run_manifest(config, run_id, status, files, counts, written, file_errors,
                                time.time() - started, failure, accounting)
         current["engine"] = collect_engine_counters(out, started)  # this invocation's GPU actors
+        if config.lexicon:  # linked share per type (pipeline.linking.summary)
+            current["linking"] = _linking_summary(out)
         entry = invocation_entry(run_id, status, started, time.time(), written, _device(ray, config),
                                  failure, counts["pending"])
         manifest = with_history(previous, current, entry)
@@ -267,6 +270,17 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
             advice = "this is a bug in biomine or a fault no retry fixed; run the same command again to resume"
         raise RunFailed(f"run {run_id} failed: {failure}", advice, log_path, manifest, details)
     return manifest
+
+
+def _linking_summary(output: str) -> dict[str, Any]:
+    """Linked mentions per type over the whole output; a failure is logged, never fails the run."""
+    from pipeline.linking.summary import linking_summary
+
+    try:
+        return linking_summary(output)
+    except Exception as exc:  # the manifest must be written whatever happens
+        log.warning("linking summary of %s failed: %s", output, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _device(ray: Any, config: RunConfig) -> dict[str, Any]:
@@ -314,6 +328,8 @@ def _run_id(config: RunConfig, out: Location) -> str:
     out.makedirs()
     settings = {"tasks": config.tasks, "re_model": config.re_model_id, "ner_model": config.ner_model_id,
                 "entities": config.entities}
+    if config.lexicon:  # only when set: runs started before --lexicon existed still resume
+        settings["lexicon"] = config.lexicon
     if out.exists("_run.json"):
         stored = out.read_json("_run.json")
         if stored["settings"] != settings:

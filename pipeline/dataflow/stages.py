@@ -114,11 +114,18 @@ class PostprocessStage:
         self.config = config
         self.run_id = run_id
         self.re_task, self.ner_task = load_tasks(config)
+        self.linker = None
+        if config.lexicon:  # memory-mapped once per actor process
+            from pipeline.linking.apply import load_linker
+
+            self.linker = load_linker(config.lexicon)
 
     def __call__(self, batch: pa.Table | Mapping[str, Any]) -> pa.Table:
         table = as_table(batch)
         require(table, self.requires, type(self).__name__)
-        articles = table.select(["pmid", "version", "title", "abstract"]).to_pylist()
+        indexing = [c for c in ("mesh_headings", "chemicals") if c in table.column_names]
+        articles = table.select(["pmid", "version", "title", "abstract",
+                                 *(indexing if self.linker else [])]).to_pylist()
         outputs = table.column("re_output").to_pylist()
         probs = table.column("ner_probs").to_pylist()
         finish = (table.column("re_finish").to_pylist() if "re_finish" in table.column_names
@@ -143,6 +150,10 @@ class PostprocessStage:
                     ents = self.ner_task.parse_outputs(article, windows, model_id=self.config.ner_model_id,
                                                        run_id=self.run_id).rows
                 link_rows(article, rels, ents)  # mention ids, relation -> mentions, evidence
+                if self.linker is not None:  # MeSH ids (pipeline.linking)
+                    from pipeline.linking.apply import link_article_rows
+
+                    link_article_rows(self.linker, article, rels, ents)
             except Exception as exc:  # keep the article, record why it has no rows
                 rels, ents = [], []
                 errors[i].append(error_row(table, i, "postprocess", exc))

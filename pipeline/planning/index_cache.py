@@ -6,6 +6,8 @@ file that changed (another size or mtime) is indexed afresh, its stale entry del
 stores go through the same pyarrow FileInfo (size, last-modified); pyarrow exposes no ETag,
 and an object rewritten in place gets a new last-modified time. Files with damaged records are
 not cached: they are indexed again at every start, so their error rows are reported every time.
+The same pass collects the MeSH names the articles are indexed with (`pipeline.pubmed.indexing`)
+into `OUT/_index_names/<stamp>.parquet`: `biomine lexicon build --index OUT` reads them.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pipeline.storage import Location
 log = logging.getLogger(__name__)
 
 INDEX_DIR = "_index"
+NAMES_DIR = "_index_names"
 # the driver's copy: positions fit int32 (<= ~30,000 records a file), record type as int8
 RECORD_TYPES = pa.array(["article", "deletion"])  # the index holds no error rows
 COMPACT_SCHEMA = pa.schema([("pmid", pa.int64()), ("version", pa.int32()),
@@ -53,14 +56,17 @@ def file_stamp(path: str) -> str:
     return f"{info.base_name}.{info.size}.{info.mtime_ns or 0}"
 
 
-def scan_file(path: str) -> tuple[pa.Table, list[dict]]:
-    """One file's index rows (INDEX_SCHEMA, file_seq unset) and its error dicts; no Ray."""
-    from pipeline.pubmed.xml import iter_index
+def scan_file(path: str, names: Any = None) -> tuple[pa.Table, list[dict]]:
+    """One file's index rows (INDEX_SCHEMA, file_seq unset) and its error dicts; no Ray.
+    `names` (a `NameCollector`) also collects the articles' MeSH indexing names on the way."""
+    from pipeline.pubmed.xml import _index_rows, open_xml, scan_records
 
     rows, errors = [], []
     name = os.path.basename(path)
     try:
-        for r in iter_index(path):
+        with open_xml(path) as stream:
+            records = list(scan_records(stream, path, handler=names or _index_rows))
+        for r in records:
             (errors if r["record_type"] == "error" else rows).append(r)
     except Exception as exc:  # unreadable file: reported, the other files go on
         errors.append({"source_file": name, "stage": "index",
@@ -72,9 +78,15 @@ def scan_file(path: str) -> tuple[pa.Table, list[dict]]:
 
 def scan_and_store(path: str, output: str | Location | None, stamp: str) -> tuple[pa.Table, list[dict]]:
     """Index one file and, when it had no errors, cache the result under OUT/_index/."""
-    table, errors = scan_file(path)
+    from pipeline.pubmed.indexing import NameCollector
+    from pipeline.pubmed.xml import _index_rows
+
+    names = NameCollector(_index_rows)
+    table, errors = scan_file(path, names)
     if output is not None and not errors:
-        Location.open(output).write_table(f"{INDEX_DIR}/{stamp}.parquet", table)
+        out = Location.open(output)
+        out.write_table(f"{NAMES_DIR}/{stamp}.parquet", names.table())
+        out.write_table(f"{INDEX_DIR}/{stamp}.parquet", table)
     return table, errors
 
 
@@ -107,6 +119,9 @@ def _drop_stale(output: Location, entries: dict[str, str], stamps: list[str]) ->
     for stamp, path in entries.items():
         if stamp not in fresh and stamp.split(".", 1)[0] in names:
             fs.delete_file(path)
+            stale = path.replace(f"/{INDEX_DIR}/", f"/{NAMES_DIR}/")
+            if fs.get_file_info(stale).type == pafs.FileType.File:
+                fs.delete_file(stale)
 
 
 def index_files(ray: Any, files: list[str], output: str | Location | None = None,

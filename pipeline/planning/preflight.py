@@ -42,6 +42,10 @@ def check_run(config: RunConfig, files: list[str]) -> None:
         problems += check_model(config.ner_model, "ner", "--ner-model")
     if config.entities:
         problems += check_entities(config.entities)
+    if config.lexicon:
+        from pipeline.linking.apply import check_lexicon
+
+        problems += check_lexicon(config.lexicon)
     if problems:
         raise PreflightError(problems)
 

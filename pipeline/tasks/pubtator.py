@@ -212,7 +212,7 @@ def entity_rows_to_documents(rows: Iterable[Mapping[str, Any]],
                 raise ValueError(f"entity row for PMID {doc.pmid}: text {text!r} is not at "
                                  f"{section} [{row['start']}, {row['end']})")
         doc.mentions.append(Mention(doc.pmid, start, end, text, str(row["type"]),
-                                    row.get("concept_id") or "-1", row.get("score")))
+                                    row.get("id") or row.get("concept_id") or "-1", row.get("score")))
     for doc in docs.values():
         doc.mentions.sort(key=lambda m: (m.start, m.end, m.type))
     return list(docs.values())

@@ -38,6 +38,10 @@ RELATION_SCHEMA = pa.schema([
     ("head_mentions", pa.list_(_s)),   # mention_id of the entities/ rows the head spans overlap
     ("tail_mentions", pa.list_(_s)),
     ("evidence", pa.list_(EVIDENCE)),  # sentence(s) holding head and tail (else each one's first)
+    ("head_id_source", _s),            # how head_id was found: entities/gold/mesh/obo/corpus-index/
+    ("head_id_score", pa.float32()),   #   abbreviation/article-indexing (pipeline.linking); score 0-1
+    ("tail_id_source", _s),
+    ("tail_id_score", pa.float32()),
 ])
 
 ENTITY_SCHEMA = pa.schema([
@@ -52,6 +56,9 @@ ENTITY_SCHEMA = pa.schema([
     ("model_id", _s),
     ("run_id", _s),
     ("mention_id", _s),                # "PMID:section:start-end", referenced by relations
+    ("id", _s),                        # MeSH id from --lexicon (null: not linked)
+    ("id_source", _s),                 # how: gold/mesh/obo/entities/corpus-index/abbreviation/article-indexing
+    ("id_score", pa.float32()),
 ])
 
 TASK_NAMES: tuple[str, ...] = ("re-bc5cdr", "re-ddi", "re-kd-dti", "ner")

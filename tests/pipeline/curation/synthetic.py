@@ -40,10 +40,10 @@ ARTICLES = [
 ]
 
 
-def config(out: Path) -> RunConfig:
-    """The run configuration the synthetic blocks are made under."""
+def config(out: Path, lexicon: str | None = None) -> RunConfig:
+    """The run configuration the synthetic blocks are made under (a lexicon replaces --entities)."""
     return RunConfig(inputs=["synthetic"], output=str(out), tasks=["re-bc5cdr", "ner"], demo_model=True,
-                     entities=str(ENTITIES_JSON), progress=False)
+                     entities=None if lexicon else str(ENTITIES_JSON), lexicon=lexicon, progress=False)
 
 
 def _probs(stage: PostprocessStage, article: dict) -> list:
@@ -70,9 +70,9 @@ def _probs(stage: PostprocessStage, article: dict) -> list:
     return windows
 
 
-def make_output(out: Path, blocks: int = 2) -> Path:
+def make_output(out: Path, blocks: int = 2, lexicon: str | None = None) -> Path:
     """Write the synthetic articles as `blocks` committed blocks under `out`."""
-    cfg = config(out)
+    cfg = config(out, lexicon)
     stage = PostprocessStage(cfg, "synthetic-run")
     tok = stage.re_task.tokenizer
     rows = []

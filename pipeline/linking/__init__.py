@@ -1,0 +1,1 @@
+"""Concept linking to MeSH: lexicon sources, name variants, abbreviations, the linker."""
