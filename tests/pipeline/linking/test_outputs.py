@@ -63,7 +63,7 @@ def test_summary_and_report(linked_run: Path) -> None:
     assert summary["Chemical"]["linked"] < summary["Chemical"]["mentions"]  # clonidine, naloxone
     assert summary["Chemical"]["by_source"]["mesh"] == summary["Chemical"]["linked"]
     assert 0 < summary["Disease"]["linked_share"] < 1
-    page = write_report(linked_run).read_text()
+    page = Path(write_report(linked_run)).read_text()
     assert "Linking to MeSH" in page and "mesh" in page
 
 

@@ -38,7 +38,8 @@ def test_dry_run_plans_without_mining(ray_cluster, tmp_path):
     assert p["estimate_basis"] == "default"
     assert p["estimated_output_bytes"] == 60 * DEFAULT_BYTES_PER_ARTICLE
     assert 0 < p["driver_index_bytes_per_record"] <= 64
-    assert sorted(x.name for x in out.iterdir()) == ["_index"]  # no run id, no tables, no manifest
+    # the index and its MeSH names (pipeline.linking), no run id, no tables, no manifest
+    assert sorted(x.name for x in out.iterdir()) == ["_index", "_index_names"]
     assert "to mine 60" in format_plan(p)
 
 
