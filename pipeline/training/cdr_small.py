@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,14 @@ def config_with(**overrides: Any) -> TaggerConfig:
 
 
 def train_cdr_small(train: str | Path, dev: str | Path | None, out_dir: str | Path,
-                    config: TaggerConfig = CONFIG, size: dict[str, int] | None = None
-                    ) -> list[dict[str, Any]]:
+                    config: TaggerConfig = CONFIG, size: dict[str, int] | None = None,
+                    on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Deterministic from-scratch run: `<out>/base` (random init), then `train_tagger` into `<out>`."""
     from pipeline.training.tagger import train_tagger
 
     deterministic()
     out_dir = Path(out_dir)
-    base = write_scratch_base(out_dir / "base", seed=config.seed, size=size)
-    return train_tagger(train, dev, base, out_dir, config)
+    base = out_dir / "base"
+    if not (base / "config.json").is_file():  # a resumed run keeps its base
+        write_scratch_base(base, seed=config.seed, size=size)
+    return train_tagger(train, dev, base, out_dir, config, on_epoch=on_epoch)
