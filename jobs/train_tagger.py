@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the bundled tagger's recipe: a small BioGPT-shaped model from scratch, "
                         "its settings, one deterministic CPU thread (other flags must be left out)")
     p.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--ship", metavar="DIR", help="with --recipe: write the best epoch as fp16 to DIR "
+                   "with its dev scores and run summary (the bundled copy: model/bundled/cdr-small)")
     p.add_argument("--epochs", type=int, default=None, help="default 3 (recipe: its own)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 1e-3 head only, 5e-5 with --full-model)")
@@ -47,7 +49,7 @@ def run_train_tagger(args: argparse.Namespace) -> int:
     given = {k: v for k, v in settings.items() if v is not None}
     show = lambda record: print(json.dumps(record), flush=True)  # noqa: E731
     if args.recipe:
-        from pipeline.training.cdr_small import CONFIG, train_cdr_small
+        from pipeline.training.cdr_small import CONFIG, ship, train_cdr_small
 
         extra = sorted(set(given) - {"max_docs", "max_steps"}) + (["base"] if args.base else [])
         if extra:
@@ -56,7 +58,13 @@ def run_train_tagger(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         train_cdr_small(args.train, args.dev, args.out, replace(CONFIG, **given), on_epoch=show)
+        if args.ship:
+            if not args.dev:
+                raise ValueError("train-tagger --ship needs --dev (the published scores)")
+            ship(args.out, args.train, args.dev, args.ship)
         return 0
+    if args.ship:
+        raise ValueError("train-tagger --ship goes with --recipe")
     train_tagger(args.train, args.dev, args.base or "microsoft/biogpt", args.out,
                  TaggerConfig(**given), on_epoch=show)
     return 0

@@ -281,8 +281,11 @@ def _run_epoch(model: Any, stepper: Any, examples: list, lengths: list[int], n_l
 
 def _check_resume(state: dict[str, Any], config: TaggerConfig, data: dict[str, Any],
                   out_dir: Path) -> None:
-    """A resume must continue the same run: same settings, same files."""
-    if state["config"] != asdict(config) or state["data"] != data:
+    """A resume must continue the same run: same files and settings (the epoch count may grow)."""
+    free = ("epochs", "max_steps")
+    same = {k: v for k, v in state["config"].items() if k not in free} == \
+        {k: v for k, v in asdict(config).items() if k not in free}
+    if not same or state["data"] != data:
         raise ValueError(f"{out_dir} holds a run with other settings or data (see "
                          f"{out_dir / 'train_summary.json'}); resume it with those or use another -o")
     if len(state["history"]) >= config.epochs:
