@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model.bundled import DEFAULT_TAGGER  # the tagger `ner` uses when no ner_model is given
+
 RE_TASKS = ("re-bc5cdr", "re-ddi", "re-kd-dti")
 ALL_TASKS = (*RE_TASKS, "ner")
 DEMO_MODEL = "demo"  # model id recorded for the tiny random model of --demo-model
-from model.bundled import DEFAULT_TAGGER  # noqa: E402 - the tagger ner uses by default
 
 
 class RunConfig(BaseModel):

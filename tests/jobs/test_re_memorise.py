@@ -21,8 +21,9 @@ from tests.pipeline.evaluate.kit import JAVA, run_jar
 pytestmark = [pytest.mark.ray,
               pytest.mark.skipif(JAVA is None, reason="needs a Java runtime for the kit's jar")]
 N_DOCS = 16
-SIZE = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-            max_position_embeddings=1024)
+SIZE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
+            max_position_embeddings=1024, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+EPOCHS = 40
 
 
 def pick_documents(path: Path, n: int) -> tuple[list, dict]:
@@ -75,8 +76,8 @@ def test_train_re_memorises_and_mining_scores_with_the_official_jar(ray_cluster,
     started = time.perf_counter()
     out = tmp_path / "re"
     assert main(["train-re", "--task", "bc5cdr", "--train", str(gold), "--base", str(base),
-                 "-o", str(out), "--epochs", "40", "--lr", "3e-3", "--warmup", "10",
-                 "--tokens-per-update", "1500", "--micro-batch-tokens", "1500", "--keep-last", "2",
+                 "-o", str(out), "--epochs", str(EPOCHS), "--lr", "1e-2", "--warmup", "30",
+                 "--tokens-per-update", "1", "--micro-batch-tokens", "250", "--keep-last", "2",
                  "--target-only-loss", "--seed", "0"]) == 0
     log = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     trained = time.perf_counter() - started
