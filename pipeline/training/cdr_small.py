@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 NAME = "cdr-small"
 SIZE = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
         "intermediate_size": 512, "max_position_embeddings": 1024}
-CONFIG = TaggerConfig(epochs=15, lr=1e-3, batch_size=8, full_model=True, window=512, seed=0)
+CONFIG = TaggerConfig(epochs=9, lr=1e-3, batch_size=8, full_model=True, window=512, seed=0)
 
 
 def deterministic(threads: int = 1) -> None:

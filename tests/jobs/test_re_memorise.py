@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.ray,
 N_DOCS = 16
 SIZE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
             max_position_embeddings=1024, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-EPOCHS = 40
+EPOCHS = 70
 
 
 def pick_documents(path: Path, n: int) -> tuple[list, dict]:
@@ -76,15 +76,21 @@ def test_train_re_memorises_and_mining_scores_with_the_official_jar(ray_cluster,
     started = time.perf_counter()
     out = tmp_path / "re"
     assert main(["train-re", "--task", "bc5cdr", "--train", str(gold), "--base", str(base),
-                 "-o", str(out), "--epochs", str(EPOCHS), "--lr", "1e-2", "--warmup", "30",
+                 "-o", str(out), "--epochs", str(EPOCHS), "--lr", "1e-2", "--warmup", "100",
                  "--tokens-per-update", "1", "--micro-batch-tokens", "250", "--keep-last", "2",
                  "--target-only-loss", "--seed", "0"]) == 0
     log = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     trained = time.perf_counter() - started
     mined = tmp_path / "mined"
-    assert main(["run", str(xml), "-o", str(mined), "--tasks", "re-bc5cdr", "--re-model", str(out),
-                 "--entities", str(entities), "--max-new-tokens", "96", "--no-progress",
-                 "--address", ray_cluster.get_runtime_context().gcs_address]) == 0
+    context = ray_cluster.data.DataContext.get_current()
+    patience, context.execution_no_progress_timeout_s = context.execution_no_progress_timeout_s, 600
+    try:
+        code = main(["run", str(xml), "-o", str(mined), "--tasks", "re-bc5cdr", "--re-model", str(out),
+                     "--entities", str(entities), "--max-new-tokens", "96", "--no-progress",
+                     "--address", ray_cluster.get_runtime_context().gcs_address])
+    finally:
+        context.execution_no_progress_timeout_s = patience
+    assert code == 0
     pred = tmp_path / "pred.txt"
     assert main(["export", str(mined), "--format", "pubtator", "-o", str(pred)]) == 0
     items = run_jar("relation", "CID", "PubTator", gold, pred)
