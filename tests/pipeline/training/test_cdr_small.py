@@ -10,7 +10,7 @@ from jobs.cli import main
 from model.loader import weights_fingerprint
 from pipeline.training.cdr_small import config_with, train_cdr_small
 
-LEARN_EPOCHS, LEARN_FLOOR = 6, 0.5  # measured: see the test
+LEARN_EPOCHS, LEARN_FLOOR = 4, 0.6  # measured here: F1 0.045, 0.636, 0.774, 0.792 by epoch
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 64, "max_position_embeddings": 256}
 
