@@ -2,8 +2,9 @@
 trained from scratch here on the BC5CDR training set (not BioGPT's weights), deterministic on CPU.
 
 `biomine train-tagger --recipe cdr-small --train CDR_TrainingSet.PubTator.txt --dev
-CDR_DevelopmentSet.PubTator.txt -o DIR` reproduces the shipped weights bit for bit (same torch,
-one CPU thread); `DIR/shipped` is the fp16 copy that goes into `model/bundled/cdr-small/`.
+CDR_DevelopmentSet.PubTator.txt -o DIR --ship model/bundled/cdr-small` reproduces the shipped
+weights bit for bit (same torch build and CPU, one thread): `ship` writes the best epoch in fp16
+with its dev scores and a fingerprint of the first updates (`weights_probe`) that tests check.
 """
 from __future__ import annotations
 
