@@ -30,12 +30,14 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
     """Model, task and resource flags shared by `run` and `update`."""
     p.add_argument("--tasks", help="comma list of re-bc5cdr, re-ddi, re-kd-dti, ner" + _default("tasks"))
     p.add_argument("--re-model", help="RE checkpoint: hub repo id or local folder")
-    p.add_argument("--ner-model", help="token-classification checkpoint: hub repo id or folder")
+    p.add_argument("--ner-model", help="token-classification checkpoint: hub repo id, folder or "
+                   "bundled:NAME (default with ner: bundled:cdr-small; 'demo': the random tagger)")
     p.add_argument("--entities", help="entity dictionary (*.entities.json) for ID linking")
     p.add_argument("--lexicon", help="lexicon folder (`biomine lexicon build`): links every mention "
                    "and relation end to MeSH")
     p.add_argument("--demo-model", action="store_true", default=None,
-                   help="tiny random BioGPT built on the spot (runs anywhere; output meaningless)")
+                   help="tiny random BioGPT built on the spot for RE (runs anywhere; output "
+                   "meaningless); ner keeps the bundled tagger unless --ner-model demo")
     p.add_argument("--gpus", type=int, help="GPU actors (default: every GPU of the cluster)")
     p.add_argument("--batch-size", type=int, help="rows per GPU batch" + _default("batch_size"))
     p.add_argument("--cpu-batch-size", type=int, help="rows per CPU-stage batch" + _default("cpu_batch_size"))

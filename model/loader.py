@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from model.biogpt import HEADS, BioGptForCausalLM, _BioGptBase
+from model.bundled import bundled_dir, is_bundled
 from model.config import PRESETS, BioGptConfig
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float": torch.float
 
 
 def resolve_model_dir(path_or_repo_id: str | Path, revision: str | None = None) -> Path:
-    """A local model folder as is; otherwise a hub repo id fetched (only the needed files) or cached."""
+    """A local model folder as is, `bundled:<name>` from the package; else a hub repo id fetched or cached."""
+    if is_bundled(path_or_repo_id):
+        return bundled_dir(str(path_or_repo_id))
     path = Path(path_or_repo_id).expanduser()
     if path.is_dir():
         return path

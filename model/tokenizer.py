@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from model.bundled import bundled_dir, is_bundled
 from model.bpe import (END, HUB_FILES, SPECIALS, BytePairEncoder, load_folder, piece_spans,
                        read_fairseq_dict, read_merges, read_vocab_json, save_folder)
 from model.moses import ESCAPE, MosesDetokenizer, MosesTokenizer, restore_multidots
@@ -84,7 +85,9 @@ class BioGptTokenizer:
                         revision: str | None = None) -> BioGptTokenizer:
         """Bundled microsoft/biogpt or BioGPT-Large (offline), a local folder, or a hub repo id."""
         bundled = BUNDLED.get(str(name_or_path).lower())
-        if bundled is not None and not Path(name_or_path).exists():
+        if is_bundled(name_or_path):
+            folder = bundled_dir(str(name_or_path))
+        elif bundled is not None and not Path(name_or_path).exists():
             folder = VOCAB_DIR / bundled  # the vocabulary never changed across revisions
         elif Path(name_or_path).is_dir():
             folder = Path(name_or_path)

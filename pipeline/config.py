@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model.bundled import DEFAULT_TAGGER  # the tagger `ner` uses when no ner_model is given
+
 RE_TASKS = ("re-bc5cdr", "re-ddi", "re-kd-dti")
 ALL_TASKS = (*RE_TASKS, "ner")
 DEMO_MODEL = "demo"  # model id recorded for the tiny random model of --demo-model
@@ -22,10 +24,12 @@ class RunConfig(BaseModel):
     output: str = Field(description="output folder (local path or URI)")
     tasks: list[str] = Field(default_factory=lambda: ["re-bc5cdr"])
     re_model: str | None = Field(None, description="RE checkpoint: hub repo id or local folder")
-    ner_model: str | None = Field(None, description="token-classification checkpoint")
+    ner_model: str | None = Field(None, description="token-classification checkpoint (default with ner: "
+                                  "bundled:cdr-small; 'demo': the random tagger)")
     entities: str | None = Field(None, description="entity dictionary (*.entities.json) for linking")
     lexicon: str | None = Field(None, description="lexicon folder (`biomine lexicon build`) for MeSH linking")
-    demo_model: bool = Field(False, description="tiny random BioGPT built on the spot; output meaningless")
+    demo_model: bool = Field(False, description="tiny random BioGPT built on the spot for RE (and for "
+                             "ner with ner_model 'demo'); output meaningless")
     gpus: int | None = Field(None, ge=0, description="GPU actors (None: all GPUs of the cluster; 0: one CPU actor)")
     batch_size: int = Field(256, ge=1, description="rows per GPU-stage batch (the engine batches inside)")
     cpu_batch_size: int = Field(256, ge=1, description="rows per CPU-stage batch")
@@ -68,6 +72,19 @@ class RunConfig(BaseModel):
         if sum(t in RE_TASKS for t in value) > 1:
             raise ValueError("one relation-extraction task per run (one --re-model)")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tagger(cls, data: Any) -> Any:
+        """`ner` without --ner-model uses the bundled tagger; `--ner-model demo` the random one."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("ner_model") == DEMO_MODEL:
+            data["ner_model"], data["demo_model"] = None, True
+        elif not data.get("ner_model") and "ner" in cls._split_tasks(data.get("tasks") or []):
+            data["ner_model"] = DEFAULT_TAGGER
+        return data
 
     @model_validator(mode="after")
     def _check_models(self) -> "RunConfig":

@@ -91,7 +91,14 @@ def check_output(output: str) -> list[str]:
 
 
 def locate_model(model_id: str, flag: str) -> tuple[Path | None, list[str]]:
-    """A model folder: local as given, else a hub repo id from the cache (or fetched)."""
+    """A model folder: `bundled:<name>`, local as given, else a hub repo id from the cache (or fetched)."""
+    from model.bundled import bundled_dir, is_bundled
+
+    if is_bundled(model_id):
+        try:
+            return bundled_dir(model_id), []
+        except FileNotFoundError as exc:
+            return None, [f"{flag}: {exc}"]
     path = Path(model_id).expanduser()
     if path.is_dir():
         return path, []

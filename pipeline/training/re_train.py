@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pipeline.training import re_worker
 from pipeline.training.re_config import LOG_FILE, ReTrainConfig, grow_embeddings, prompt_tokenizer
+from pipeline.training.run_record import check_base, file_facts, machine, write_summary
 from pipeline.training.re_data import RECIPES, ReDocument, encode_example, load_documents
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,9 @@ def train_re(cfg: ReTrainConfig) -> list[dict[str, Any]]:
     from pipeline.training.trainer import average_checkpoints, epoch_checkpoints, run_ray_training
 
     out = Path(cfg.out_dir).resolve()
+    check_base(cfg.base, "train-re", ("ForCausalLM",))
     out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     tokenizer, prompt_ids = prompt_tokenizer(cfg.base)
     data = prepare_data(cfg, tokenizer, prompt_ids)
     before = len(read_log(out))
@@ -86,4 +90,16 @@ def train_re(cfg: ReTrainConfig) -> list[dict[str, Any]]:
                "lr": cfg.learning_rate, "warmup": cfg.warmup_updates}
     (out / "train_re.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("train-re: averaged %s into %s", summary["averaged"], out)
-    return read_log(out)[before:]
+    history = read_log(out)
+    scored = [r for r in history if r.get("dev_f1") is not None]
+    best = max(scored, key=lambda r: r["dev_f1"]) if scored else None
+    write_summary(out, {
+        "data": {"train": file_facts(cfg.train), "dev": file_facts(cfg.dev), "base": cfg.base,
+                 "train_sequences": len(data["train"]), "dev_documents": len(data["dev"])},
+        "config": asdict(cfg), "seed": cfg.seed, "machine": machine(),
+        "epochs_done": len(history), "steps": sum(r.get("updates", 0) for r in history),
+        "seconds_this_session": round(time.perf_counter() - started, 1),
+        "train_seconds": round(sum(r.get("train_seconds", 0.0) for r in history), 1),
+        "averaged": summary["averaged"], "last": history[-1] if history else None,
+        "best_dev_epoch": best["epoch"] if best else None, "best_dev": best, "history": history})
+    return history[before:]

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.training.run_record import epoch_line
 from pipeline.training.re_data import IGNORE, RECIPES
 from pipeline.training.re_config import LOG_FILE, ReTrainConfig, grow_embeddings, prompt_tokenizer
 from pipeline.training.trainer import (OptimConfig, Stepper, build_optimizer, pad_batch, plan_epoch,
@@ -187,6 +188,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(record, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
         if rank == 0:
-            log.info("train-re epoch %d: %s", epoch, json.dumps(record))
+            log.info("train-re %s", epoch_line({**record, "steps": record["updates"],
+                                                "seconds": seconds}, cfg.epochs, False))
             with (out / LOG_FILE).open("a") as fh:
                 fh.write(json.dumps(record) + "\n")

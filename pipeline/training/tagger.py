@@ -6,26 +6,32 @@ through the shared trainer (`pipeline.training.trainer`): AdamW with a constant 
 length-sorted micro-batches of at most `batch_size` windows, the summed token cross-entropy
 averaged per label token, gradient clipping, bf16/fp16 autocast on GPU. After each epoch,
 entity-level F1 on the dev set (exact section offsets and type, through the `ner` task's window
-decoding); the best epoch is saved to the output folder and the last one to `<out>/last`, both
-readable by `model.loader.load_model`.
+decoding), overall and per type, logged as one line; the best epoch is saved to the output folder
+and the last one to `<out>/last` with its train state (optimiser, RNG, history), both readable by
+`model.loader.load_model`. Run again with the same output folder and settings, a killed run
+resumes after its last finished epoch, bit for bit. `<out>/train_summary.json` says what was
+trained on what (files' sha256), with which seed and settings, how long it took and how it scored.
 
 The loop runs in-process rather than through `run_ray_training`: it trains one model on one
-device (by default only the classifier head, a few thousand weights), a run takes minutes so it
-needs no checkpoint resume, and the dev scoring decodes in the same process; a Ray Train worker
-group would add its start-up to every run and test and DDP would buy nothing here.
+device (by default only the classifier head, a few thousand weights), and the dev scoring decodes
+in the same process; a Ray Train worker group would add its start-up to every run and test and
+DDP would buy nothing here.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.evaluate import Score, score_sets
 from pipeline.tasks.ner import IGNORE, NerTask, bio_labels, window_starts
 from pipeline.tasks.pubtator import Document, read_pubtator
+from pipeline.training.run_record import (Clock, check_base, epoch_line, file_facts, load_state,
+                                          machine, save_state, write_summary)
 from pipeline.training.trainer import (OptimConfig, Stepper, build_optimizer, pad_batch, plan_epoch,
                                        token_loss_module)
 
@@ -41,6 +47,7 @@ class TaggerConfig:
     batch_size: int = 8  # windows per update
     full_model: bool = False  # False: only the classifier learns
     max_docs: int | None = None  # use only the first N training (and dev) documents
+    max_steps: int | None = None  # stop after this many updates in all (a reproducibility probe)
     window: int = 512  # tokens per training/inference window (capped by the model)
     weight_decay: float = 0.01
     seed: int = 0
@@ -51,8 +58,9 @@ class TaggerConfig:
                 raise ValueError(f"TaggerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"TaggerConfig.lr must be > 0, got {self.lr}")
-        if self.max_docs is not None and self.max_docs < 1:
-            raise ValueError(f"TaggerConfig.max_docs must be >= 1, got {self.max_docs}")
+        for name in ("max_docs", "max_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"TaggerConfig.{name} must be >= 1, got {getattr(self, name)}")
 
     @property
     def learning_rate(self) -> float:
@@ -141,9 +149,10 @@ def predict_probs(model: Any, prompts: list[list[int]], batch_size: int, device:
     return out
 
 
-def dev_score(model: Any, tokenizer: Any, docs: list[Document], window: int, batch_size: int,
-              device: Any) -> Score:
-    """Entity-level exact (pmid, section, start, end, type) score on gold documents."""
+def dev_scores(model: Any, tokenizer: Any, docs: list[Document], window: int, batch_size: int,
+               device: Any) -> dict[str, Score]:
+    """Entity-level exact (pmid, section, start, end, type) scores on gold documents: "all" and
+    one per mention type."""
     task = NerTask(tokenizer, model.config.id2label, window=window, overlap=min(64, window // 4))
     gold, pred = set(), set()
     for doc in docs:
@@ -154,24 +163,43 @@ def dev_score(model: Any, tokenizer: Any, docs: list[Document], window: int, bat
         probs = predict_probs(model, inp.prompts, batch_size, device) if inp.prompts else []
         rows = task.parse_outputs(article, probs, model_id="dev", run_id="dev").rows
         pred |= {(doc.pmid, r["section"], r["start"], r["end"], r["type"]) for r in rows}
-    return score_sets(gold, pred)
+    types = sorted({key[-1] for key in gold | pred})
+    return {"all": score_sets(gold, pred),
+            **{t: score_sets({k for k in gold if k[-1] == t}, {k for k in pred if k[-1] == t})
+               for t in types}}
+
+
+def dev_record(model: Any, tokenizer: Any, docs: list[Document], window: int, batch_size: int,
+               device: Any) -> dict[str, Any]:
+    """`dev_tp`, ..., `dev_f1` overall and `dev_f1_<Type>` per mention type."""
+    scores = dev_scores(model, tokenizer, docs, window, batch_size, device)
+    out = {f"dev_{k}": v for k, v in scores.pop("all").to_dict().items()}
+    return out | {f"dev_f1_{t}": s.f1 for t, s in scores.items()}
 
 
 def train_tagger(train: str | Path, dev: str | Path | None, base: str | Path, out_dir: str | Path,
-                 config: TaggerConfig = TaggerConfig(), tokenizer: Any = None) -> list[dict[str, Any]]:
-    """Train, evaluate each epoch, save best/last; returns one metrics dict per epoch."""
+                 config: TaggerConfig = TaggerConfig(), tokenizer: Any = None,
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train (or resume), evaluate each epoch, save best/last; returns one metrics dict per epoch
+    run now (`on_epoch` gets each as it is made)."""
     import torch
 
     from model.loader import save_pretrained
 
     torch.manual_seed(config.seed)
+    check_base(base, "train-tagger", ("ForTokenClassification", "ForCausalLM"))
     train_docs = read_pubtator(train)[: config.max_docs]
     dev_docs = read_pubtator(dev)[: config.max_docs] if dev else []
     id2label = label_map(train_docs)
     label2id = {v: k for k, v in id2label.items()}
+    out_dir = Path(out_dir)
+    data = {"train": file_facts(train), "dev": file_facts(dev), "base": str(base)}
+    state = load_state(out_dir / "last")
+    if state is not None:
+        _check_resume(state, config, data, out_dir)
     tokenizer = tokenizer or _tokenizer_for(base)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = build_tagger(base, id2label, device)
+    model = build_tagger(out_dir / "last" if state else base, id2label, device)
     window = min(config.window, model.config.max_position_embeddings)
     examples = encode_examples(train_docs, tokenizer, label2id, window)
     if not examples:
@@ -182,44 +210,86 @@ def train_tagger(train: str | Path, dev: str | Path | None, base: str | Path, ou
     params = [p for p in model.parameters() if p.requires_grad]
     stepper = Stepper(token_loss_module(model, IGNORE), build_optimizer(params, optim_cfg),
                       optim_cfg, device)
+    history: list[dict[str, Any]] = state["history"] if state else []
+    best_epoch = state["best_epoch"] if state else 0
+    best = state["best"] if state else -1.0
+    if state:
+        stepper.load_state_dict(state["stepper"])
+        torch.set_rng_state(state["rng"])
+        log.info("train-tagger: resuming %s after epoch %d", out_dir, len(history))
+    clock = Clock(state["seconds"] if state else 0.0)
     lengths = [len(ids) for ids, _ in examples]
     n_labels = [sum(y != IGNORE for y in labels) for _, labels in examples]
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    history: list[dict[str, Any]] = []
-    best = -1.0
+    summary = {"data": data | {"train_documents": len(train_docs), "train_windows": len(examples),
+                               "dev_documents": len(dev_docs)},
+               "config": asdict(config), "labels": id2label, "machine": machine()}
     log.info("train-tagger: %d docs -> %d windows, labels %s, %s, lr %g, %s", len(train_docs),
              len(examples), list(id2label.values()), "whole model" if config.full_model
              else "head only", config.learning_rate, device)
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        start, losses, loss_sum, tokens = time.perf_counter(), [], 0.0, 0
-        plan = plan_epoch(lengths, config.batch_size * max(lengths), 1, 1, config.seed, epoch,
-                          max_rows=config.batch_size)  # one micro-batch per update
-        for update in plan:
-            batch = [i for micro in update for i in micro]
-            ids, labels, mask = pad_batch([examples[i] for i in batch], device, ignore=IGNORE)
-            n_targets = sum(n_labels[i] for i in batch)
-            step_loss = stepper.update([{"input_ids": ids, "labels": labels,
-                                         "attention_mask": mask}], n_targets)
-            loss_sum, tokens = loss_sum + step_loss, tokens + n_targets
-            losses.append(step_loss / max(1, n_targets))
-        record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(1, tokens),
-                                  "first_loss": losses[0], "last_loss": losses[-1],
-                                  "steps": len(losses), "seconds": time.perf_counter() - start}
+    now: list[dict[str, Any]] = []
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        record = _run_epoch(model, stepper, examples, lengths, n_labels, config, epoch, device)
         if dev_docs:
-            record.update({f"dev_{k}": v for k, v in dev_score(
-                model, tokenizer, dev_docs, window, config.batch_size, device).to_dict().items()})
-        history.append(record)
-        log.info("epoch %d: %s", epoch, json.dumps(record))
-        with (out_dir / "train_log.jsonl").open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            started = time.perf_counter()
+            record.update(dev_record(model, tokenizer, dev_docs, window, config.batch_size, device))
+            record["dev_seconds"] = time.perf_counter() - started
         score = record.get("dev_f1", float(epoch))  # no dev set: the latest epoch is the best
         if score > best:
-            best = score
+            best, best_epoch = score, epoch
             save_pretrained(model, out_dir, tokenizer)
-    save_pretrained(model, out_dir / "last", tokenizer)
-    return history
+        history.append(record)
+        now.append(record)
+        log.info("%s", epoch_line(record, config.epochs, best_epoch == epoch))
+        save_pretrained(model, out_dir / "last", tokenizer)
+        save_state(out_dir / "last", {"config": asdict(config), "data": data, "history": history,
+                                      "best": best, "best_epoch": best_epoch, "seconds": clock.seconds,
+                                      "stepper": stepper.state_dict(), "rng": torch.get_rng_state()})
+        write_summary(out_dir, summary | {
+            "epochs_done": epoch, "steps": sum(r["steps"] for r in history),
+            "seconds": round(clock.seconds, 1), "best_epoch": best_epoch,
+            "best": history[best_epoch - 1] if best_epoch else None, "history": history})
+        with (out_dir / "train_log.jsonl").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if on_epoch is not None:
+            on_epoch(record)
+        if config.max_steps and stepper.updates_done >= config.max_steps:
+            break
+    return now
+
+
+def _run_epoch(model: Any, stepper: Any, examples: list, lengths: list[int], n_labels: list[int],
+               config: TaggerConfig, epoch: int, device: Any) -> dict[str, Any]:
+    """One pass over the training windows: one update per micro-batch of `batch_size` windows."""
+    model.train()
+    start, losses, loss_sum, tokens = time.perf_counter(), [], 0.0, 0
+    plan = plan_epoch(lengths, config.batch_size * max(lengths), 1, 1, config.seed, epoch,
+                      max_rows=config.batch_size)  # one micro-batch per update
+    for update in plan:
+        if config.max_steps and stepper.updates_done >= config.max_steps:
+            break
+        batch = [i for micro in update for i in micro]
+        ids, labels, mask = pad_batch([examples[i] for i in batch], device, ignore=IGNORE)
+        n_targets = sum(n_labels[i] for i in batch)
+        step_loss = stepper.update([{"input_ids": ids, "labels": labels,
+                                     "attention_mask": mask}], n_targets)
+        loss_sum, tokens = loss_sum + step_loss, tokens + n_targets
+        losses.append(step_loss / max(1, n_targets))
+    return {"epoch": epoch, "loss": loss_sum / max(1, tokens), "first_loss": losses[0],
+            "last_loss": losses[-1], "steps": len(losses), "seconds": time.perf_counter() - start}
+
+
+def _check_resume(state: dict[str, Any], config: TaggerConfig, data: dict[str, Any],
+                  out_dir: Path) -> None:
+    """A resume must continue the same run: same files and settings (the epoch count may grow)."""
+    free = ("epochs", "max_steps")
+    same = {k: v for k, v in state["config"].items() if k not in free} == \
+        {k: v for k, v in asdict(config).items() if k not in free}
+    if not same or state["data"] != data:
+        raise ValueError(f"{out_dir} holds a run with other settings or data (see "
+                         f"{out_dir / 'train_summary.json'}); resume it with those or use another -o")
+    if len(state["history"]) >= config.epochs:
+        log.info("train-tagger: %s already ran %d epochs", out_dir, len(state["history"]))
 
 
 def _tokenizer_for(base: str | Path) -> Any:

@@ -140,6 +140,10 @@ def token_loss_module(model: Any, ignore: int = -100) -> Any:
     import torch
     from torch import nn
 
+    from model.biogpt import BioGptForCausalLM, DenseAttention, positions_from_mask
+
+    lm_head_on_labels = type(model) is BioGptForCausalLM  # its head has no dropout to skip
+
     class TokenLoss(nn.Module):
         def __init__(self, inner: nn.Module) -> None:
             super().__init__()
@@ -147,6 +151,12 @@ def token_loss_module(model: Any, ignore: int = -100) -> Any:
 
         def forward(self, input_ids: torch.Tensor, labels: torch.Tensor,
                     attention_mask: torch.Tensor) -> torch.Tensor:
+            if lm_head_on_labels:  # a causal LM: the vocabulary projection only where labelled
+                attn = DenseAttention(attention_mask, dropout_p=self.inner._attn_dropout())
+                hidden = self.inner(input_ids, positions_from_mask(attention_mask), attn)
+                keep = labels != ignore
+                logits = self.inner.compute_logits(hidden[keep])
+                return nn.functional.cross_entropy(logits.float(), labels[keep], reduction="sum")
             logits = self.inner.forward_padded(input_ids, attention_mask)  # (B, T, C)
             return nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(),
                                                ignore_index=ignore, reduction="sum")

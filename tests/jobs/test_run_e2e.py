@@ -84,6 +84,9 @@ def test_sample_end_to_end(ray_cluster, tmp_path):
     entities = table(out, "entities")
     assert entities is not None and entities.schema == ENTITY_SCHEMA
     assert set(entities.column("pmid").to_pylist()) <= set(pmids)
+    # --demo-model is the random RE model only: ner tags with the bundled tagger
+    assert set(entities.column("model_id").to_pylist()) == {"bundled:cdr-small"}
+    assert {"Chemical", "Disease"} <= set(entities.column("type").to_pylist())
     for row in entities.to_pylist()[:50]:  # spans point at the text they claim
         assert row["end"] > row["start"]
     rels = table(out, "relations")
