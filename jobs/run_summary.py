@@ -10,18 +10,16 @@ FIRST_ERRORS = 5
 
 def first_record_errors(output: str, limit: int = FIRST_ERRORS) -> list[str]:
     """Messages of the first record errors committed under OUT/errors/ (part files)."""
-    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from pipeline.dataflow.sink import open_output
+    from pipeline.storage import Location
 
-    fs, base = open_output(output)
-    infos = fs.get_file_info(pafs.FileSelector(f"{base}/errors", allow_not_found=True))
+    out = Location.open(output)
     messages: list[str] = []
-    for info in sorted(infos, key=lambda i: i.base_name):
-        if not info.base_name.startswith("part-") or not info.base_name.endswith(".parquet"):
+    for path in out.files("errors", ".parquet"):
+        if not path.rsplit("/", 1)[-1].startswith("part-"):
             continue
-        table = pq.read_table(info.path, filesystem=fs, columns=["source_file", "record_index", "pmid",
+        table = pq.read_table(path, filesystem=out.fs, columns=["source_file", "record_index", "pmid",
                                                                   "stage", "message"])
         for row in table.slice(0, limit - len(messages)).to_pylist():
             messages.append(f"{row['source_file']} record {row['record_index']} (PMID {row['pmid']}, "
@@ -35,6 +33,9 @@ def print_summary(manifest: dict[str, Any], output: str) -> int:
     """Print what the run did (for the whole output folder); return the exit code."""
     from pipeline.records.accounting import describe
     from pipeline.records.engine_stats import engine_summary
+    from pipeline.storage import Location
+
+    shown_out = output if "://" not in output else Location.open(output).url()
 
     totals = manifest["totals"]
     index = manifest["counts"]["index"]
@@ -51,7 +52,7 @@ def print_summary(manifest: dict[str, Any], output: str) -> int:
     print(f"  engine: {engine_summary(manifest.get('engine'))}")
     rate = manifest.get("abstracts_per_s")
     print(f"  {manifest['wall_s']:.1f}s wall, {rate if rate is not None else '-'} articles/s -> "
-          f"{output}/_manifest.json")
+          f"{shown_out}/_manifest.json")
     file_errors = manifest["counts"]["file_errors"]
     record_errors = totals["errors"]
     if not (file_errors or record_errors):
@@ -63,5 +64,5 @@ def print_summary(manifest: dict[str, Any], output: str) -> int:
           f"{len(shown)}:")
     for message in shown:
         print(f"  - {message}")
-    print(f"  all of them: {output}/errors/ (files.parquet: whole files; part-*.parquet: records)")
+    print(f"  all of them: {shown_out}/errors/ (files.parquet: whole files; part-*.parquet: records)")
     return 3

@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Ray cluster per test session (fake GPU slot), GPU-test skipping."""
+"""Shared fixtures: one local Ray cluster per test session (fake GPU slot), GPU-test skipping, a
+loopback S3 server (`s3`, tests/s3.py: its settings are in os.environ from import on)."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import s3 as s3_server
+
+s3_server.reserve()  # before any Ray worker starts: every process gets the test S3 endpoint
 DATA = Path(__file__).parent / "data"
 
 
@@ -45,3 +49,11 @@ def ray_cluster():
     ctx.enable_auto_log_stats = False
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A moto S3 server on 127.0.0.1 (tests/s3.py) with an empty bucket; `s3.uri("key")`."""
+    server = s3_server.start()
+    yield server
+    s3_server.stop()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("model", "pipeline", "jobs", "benchmarks")
+STORAGE = {"pipeline.storage", "pipeline.storage.location", "pipeline.storage.exclusive"}  # any layer may use
 
 
 def _module(path: Path) -> str:
@@ -54,8 +55,8 @@ def test_imports_point_one_way() -> None:
     bad = []
     for module, deps in _imports().items():
         for dep in deps:
-            if dep in ("pipeline", "model", "jobs", "benchmarks"):
-                continue  # package docstring modules
+            if dep in ("pipeline", "model", "jobs", "benchmarks") or dep in STORAGE:
+                continue  # package docstring modules; the storage layer (imports no biomine module)
             src, dst = _layer(module), _layer(dep)
             if src != dst and dst not in ALLOWED[src]:
                 bad.append(f"{module} -> {dep}")
@@ -65,7 +66,7 @@ def test_imports_point_one_way() -> None:
 def test_top_level_pipeline_modules_are_only_shared_helpers_for_lower_layers() -> None:
     # tasks/evaluate/training may use pipeline's top-level helpers only from this list
     graph = _imports()
-    helpers = {"pipeline.jsonfile"}
+    helpers = {"pipeline.jsonfile"} | STORAGE
     for module, deps in graph.items():
         if _layer(module) in ("pipeline.tasks", "pipeline.evaluate", "pipeline.training"):
             used = {d for d in deps if _layer(d) == "pipeline" and d != "pipeline"}
@@ -105,5 +106,11 @@ def test_pipeline_top_level_holds_only_shared_settings() -> None:
     # the job's modules live in packages that follow the data (planning, dataflow, records)
     top = {p.name for p in (ROOT / "pipeline").glob("*.py")}
     assert top <= {"__init__.py", "config.py", "jsonfile.py"}, sorted(top)
-    for pkg in ("planning", "dataflow", "records"):
+    for pkg in ("planning", "dataflow", "records", "storage"):
         assert (ROOT / "pipeline" / pkg / "__init__.py").is_file()
+
+
+def test_storage_layer_is_a_leaf() -> None:
+    graph = _imports()
+    for module in STORAGE:
+        assert graph[module] <= STORAGE, (module, graph[module])

@@ -13,7 +13,6 @@ A rerun of a finished run stops after step 3 without starting any model.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import time
@@ -25,7 +24,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 
 from pipeline.records.accounting import READ_ERROR_COLUMNS
 from pipeline.config import RunConfig
@@ -34,10 +32,11 @@ from pipeline.records.engine_stats import collect_engine_counters
 from pipeline.records.manifest import run_manifest, write_json
 from pipeline.dataflow.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
-from pipeline.dataflow.sink import ResultSink, open_output, recover, write_table_atomic, write_text_atomic
+from pipeline.dataflow.sink import ResultSink, recover
 from pipeline.dataflow.stages import PostprocessStage, TokenizeStage
 from pipeline.dataflow.ray_session import connect, repartition_rows, start_ray  # noqa: F401 (start_ray: plan.py)
 from pipeline.planning.placement import Placement, check_placement
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ MINING_COLUMNS = ["pmid", "version", "title", "abstract", "journal_title", "pub_
                   "doi", "pmc_id", "mesh_headings", "publication_types"]  # carried to articles/
 
 
-def index_files(ray: Any, files: list[str], output: str | None = None,
+def index_files(ray: Any, files: list[str], output: str | Location | None = None,
                 num_cpus: float = 0.5) -> tuple[pa.Table | None, list[dict]]:
     """Index every file (one task each, or its cached index in OUT/_index/); damaged files give
     error rows. File ranks in `files` (NLM order) are the update order (file_seq)."""
@@ -148,16 +147,17 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
     files = expand_inputs(config.inputs)  # missing paths fail here, before any work
     check_run(config, files)  # bad models, -o, unreadable inputs: before Ray, nothing written
     ray, placement = connect(config)  # a cluster that cannot run the plan: refused, nothing written
-    previous = read_manifest(config.output)
-    locked_before = _run_lock_exists(config.output)
-    run_id = _run_id(config)
+    out = Location.open(config.output)  # the one resolution of -o; passed on from here
+    previous = read_manifest(out)
+    locked_before = _run_lock_exists(out)
+    run_id = _run_id(config, out)
     status, failure, explained, log_path, details = "failed", None, None, None, None
     index, file_errors, sink, progress = None, [], None, None
     counts = {"records": 0, "deletions": 0, "latest": 0, "done": 0, "pending": 0}
     try:
-        done = recover(config.output, TABLE_NAMES)
-        index, file_errors = index_files(ray, files, config.output, placement.index_cpu)
-        _write_file_errors(config.output, file_errors)
+        done = recover(out, TABLE_NAMES)
+        index, file_errors = index_files(ray, files, out, placement.index_cpu)
+        _write_file_errors(out, file_errors)
         pending, counts = select_pending(index, done, config.limit)
         log.info("%d files: %d records, %d deletions -> %d latest; %d already done, %d to mine",
                  len(files), counts["records"], counts["deletions"], counts["latest"], counts["done"],
@@ -167,8 +167,8 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
                              f"first error: {file_errors[0]['message']}")
         if strict and file_errors:
             raise ValueError(f"--strict: {len(file_errors)} file error(s); first: {file_errors[0]['message']}")
-        sink = ResultSink(config.output, OUTPUT_TABLES, run_id, config.rows_per_file)
-        progress = Progress(config.output, counts["pending"], show=config.progress)
+        sink = ResultSink(out, OUTPUT_TABLES, run_id, config.rows_per_file)
+        progress = Progress(out, counts["pending"], show=config.progress)
         status = "nothing to do"
         if pending.num_rows:
             status = "failed"
@@ -183,7 +183,7 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
         text = traceback.format_exc()
         explained = explain(exc)
         failure = explained.summary
-        log_path = _write_log(config.output, run_id, text)
+        log_path = _write_log(out, run_id, text, relative=not os.path.isabs(config.output))
         details = text
         log.debug("run %s failed:\n%s", run_id, text)
     finally:
@@ -195,17 +195,17 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
             status, failure = "failed", f"record accounting does not add up: {describe(accounting)}"
         if status == "finished" and strict and written.get("errors", 0):
             status = "failed"
-            failure = f"--strict: {written['errors']} record error(s), see {config.output}/errors/"
+            failure = f"--strict: {written['errors']} record error(s), see {out.url('errors')}/"
         current = run_manifest(config, run_id, status, files, counts, written, file_errors,
                                time.time() - started, failure, accounting)
-        current["engine"] = collect_engine_counters(config.output, started)  # this invocation's GPU actors
+        current["engine"] = collect_engine_counters(out, started)  # this invocation's GPU actors
         entry = invocation_entry(run_id, status, started, time.time(), written, _device(ray, placement, config),
                                  failure, counts["pending"])
         manifest = with_history(previous, current, entry)
-        write_json(config.output, "_manifest.json", manifest)
-        write_run_report(config.output)  # OUT/report.html; logs, never raises
-        if not locked_before and status in ("failed", "interrupted") and not _has_commits(config.output):
-            _remove_run_lock(config.output)  # nothing committed: the folder stays free for any settings
+        write_json(out, "_manifest.json", manifest)
+        write_run_report(out)  # OUT/report.html; logs, never raises
+        if not locked_before and status in ("failed", "interrupted") and not _has_commits(out):
+            _remove_run_lock(out)  # nothing committed: the folder stays free for any settings
     if status == "interrupted":
         gc.collect()
         raise RunInterrupted(manifest)
@@ -230,33 +230,28 @@ def _device(ray: Any, placement: Placement, config: RunConfig) -> dict[str, Any]
             "gpu_actors": placement.gpu_actors, "nodes": len(placement.nodes)}
 
 
-def _write_log(output: str, run_id: str, text: str) -> str | None:
-    """The full traceback of a failure to OUT/_logs/RUN_ID-TIME.log; its path (None if unwritable)."""
+def _write_log(out: Location, run_id: str, text: str, relative: bool = False) -> str | None:
+    """The full traceback of a failure to OUT/_logs/RUN_ID-TIME.log; its name (None if unwritable):
+    the full URI (scheme kept) on an object store, relative to here when -o was."""
     try:
-        fs, base = open_output(output)
-        fs.create_dir(f"{base}/_logs", recursive=True)
-        path = f"{base}/_logs/{run_id}-{time.strftime('%Y%m%dT%H%M%S')}.log"
-        write_text_atomic(fs, text, path)
-        return path if "://" in output else os.path.relpath(path) if not os.path.isabs(output) else path
+        rel = f"_logs/{run_id}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+        out.write_text(rel, text)
+        return os.path.relpath(out.path(rel)) if relative and out.is_local else out.url(rel)
     except OSError as exc:
-        log.warning("cannot write the failure log under %s: %s", output, exc)
+        log.warning("cannot write the failure log under %s: %s", out.url(), exc)
         return None
 
 
-def _run_lock_exists(output: str) -> bool:
-    fs, base = open_output(output)
-    return fs.get_file_info(f"{base}/_run.json").type != pafs.FileType.NotFound
+def _run_lock_exists(out: Location) -> bool:
+    return out.exists("_run.json")
 
 
-def _has_commits(output: str) -> bool:
-    fs, base = open_output(output)
-    infos = fs.get_file_info(pafs.FileSelector(f"{base}/_commits", allow_not_found=True))
-    return any(i.base_name.endswith(".parquet") for i in infos)
+def _has_commits(out: Location) -> bool:
+    return bool(out.files("_commits", ".parquet"))
 
 
-def _remove_run_lock(output: str) -> None:
-    fs, base = open_output(output)
-    fs.delete_file(f"{base}/_run.json")
+def _remove_run_lock(out: Location) -> None:
+    out.delete("_run.json")
 
 
 def _execute(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str,
@@ -275,34 +270,29 @@ def _execute(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, r
         watchdog.stop()
 
 
-def _run_id(config: RunConfig) -> str:
+def _run_id(config: RunConfig, out: Location) -> str:
     """The run id: from the config, else the one stored by an earlier start of this output."""
-    fs, base = open_output(config.output)
-    fs.create_dir(base, recursive=True)
-    path = f"{base}/_run.json"
+    out.makedirs()
     settings = {"tasks": config.tasks, "re_model": config.re_model_id, "ner_model": config.ner_model_id,
                 "entities": config.entities}
-    if fs.get_file_info(path).type != pafs.FileType.NotFound:
-        with fs.open_input_stream(path) as f:
-            stored = json.loads(f.read())
+    if out.exists("_run.json"):
+        stored = out.read_json("_run.json")
         if stored["settings"] != settings:
-            raise ValueError(f"{config.output} holds a run with other settings {stored['settings']}; "
+            raise ValueError(f"{out.url()} holds a run with other settings {stored['settings']}; "
                              f"use a new output folder")
         if config.run_id and config.run_id != stored["run_id"]:
-            raise ValueError(f"{config.output} belongs to run {stored['run_id']}, not {config.run_id}")
+            raise ValueError(f"{out.url()} belongs to run {stored['run_id']}, not {config.run_id}")
         return stored["run_id"]
     run_id = config.run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    write_json(config.output, "_run.json", {"run_id": run_id, "settings": settings})
+    write_json(out, "_run.json", {"run_id": run_id, "settings": settings})
     return run_id
 
 
-def _write_file_errors(output: str, errors: list[dict]) -> None:
+def _write_file_errors(out: Location, errors: list[dict]) -> None:
     """Whole-file problems go to OUT/errors/files.parquet (rewritten by every start)."""
-    fs, base = open_output(output)
-    fs.create_dir(f"{base}/errors", recursive=True)
-    path = f"{base}/errors/files.parquet"
+    out.makedirs("errors")
     if errors:
         rows = {name: [e.get(name) for e in errors] for name in ERROR_SCHEMA.names}
-        write_table_atomic(fs, pa.Table.from_pydict(rows, schema=ERROR_SCHEMA), path)
-    elif fs.get_file_info(path).type != pafs.FileType.NotFound:
-        fs.delete_file(path)
+        out.write_table("errors/files.parquet", pa.Table.from_pydict(rows, schema=ERROR_SCHEMA))
+    else:
+        out.delete("errors/files.parquet")

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from pipeline.config import RunConfig
 from pipeline.records.engine_stats import REPORT_EVERY_S, actor_name, write_actor_counters
+from pipeline.storage import Location
 from pipeline.dataflow.outputs import ERROR_STRUCT, error_row
 from pipeline.dataflow.stages import IDS, _errors, _set, as_table, require
 
@@ -99,6 +100,7 @@ class GenerateStage:
             self.re_engine = Engine(model, None, replace(engine_cfg, max_model_len=max_len))
             self.re_loop = GenerateLoop(self.re_engine, self.params)
         self.actor = actor_name()
+        self.output = Location.open(config.output)  # opened once per actor
         self.started_at = time.time()
         self._report_lock = threading.Lock()
         self._reported_at = 0.0
@@ -176,7 +178,7 @@ class GenerateStage:
             engine = self.re_engine.counters.to_dict() if self.re_engine is not None else {}
             counters = {**engine, "stage_calls": self._calls, "stage_rows": self._rows,
                         "peak_calls_in_flight": self._peak_in_flight}
-            write_actor_counters(self.config.output, self.actor, self.started_at, counters)
+            write_actor_counters(self.output, self.actor, self.started_at, counters)
 
     def _maybe_die(self) -> None:
         """Test hook: kill this actor's process once (simulates a GPU actor crash)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ def start_ray(config: RunConfig) -> Any:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose}
         if config.address:
             kwargs["address"] = config.address
+        env = node_env(config)
+        if env:  # object-store settings reach every node's workers, not only this driver
+            kwargs["runtime_env"] = {"env_vars": env}
         if not verbose:
             kwargs["logging_level"] = logging.WARNING
         with _stderr_silenced(not verbose):  # the core worker's start-up line ("Set ray log level")
@@ -39,6 +43,22 @@ def start_ray(config: RunConfig) -> Any:
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
             object_store_memory=int(config.object_store_memory_gb * 2**30))
     return ray
+
+
+def node_env(config: RunConfig) -> dict[str, str]:
+    """The storage variables set here that the run's locations need on every node (documented
+    list: `pipeline.storage.location.ENV_VARS`), minus those a submitted job already sets."""
+    from pipeline.storage.location import storage_env
+
+    env = storage_env([*config.inputs, config.output])
+    job = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")  # under `ray job submit`: Ray refuses a
+    if job:  # driver runtime_env that repeats a variable of the job's own runtime_env
+        try:
+            given = (json.loads(job).get("runtime_env") or {}).get("env_vars") or {}
+        except (ValueError, AttributeError):
+            given = {}
+        env = {k: v for k, v in env.items() if k not in given}
+    return env
 
 
 @contextlib.contextmanager

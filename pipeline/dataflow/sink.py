@@ -34,6 +34,8 @@ import pyarrow.parquet as pq
 from ray.data import Datasink
 from ray.data.block import Block
 
+from pipeline.storage import Location
+
 log = logging.getLogger(__name__)
 
 COMMITS = "_commits"
@@ -54,13 +56,6 @@ class OutputTable:
     nested: str | None = None  # None: the block's own columns (one row per article)
 
 
-def open_output(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and base path for a local folder or an object-store URI."""
-    if "://" not in uri:
-        uri = os.path.abspath(uri)
-    return pafs.FileSystem.from_uri(uri)
-
-
 def block_key(pmids: pa.Array) -> str:
     """Stable name of a block: a hash of its sorted PMIDs."""
     ordered = pc.sort_indices(pmids)
@@ -77,21 +72,6 @@ def explode(block: pa.Table, table: OutputTable) -> pa.Table:
         return table.schema.empty_table()
     structs = flat.combine_chunks() if isinstance(flat, pa.ChunkedArray) else flat
     return pa.Table.from_struct_array(structs).select(table.schema.names).cast(table.schema)
-
-
-def write_table_atomic(fs: pafs.FileSystem, table: pa.Table, path: str, **options: Any) -> None:
-    """Write Parquet under a temporary name, then rename (readers never see half a file)."""
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    pq.write_table(table, tmp, filesystem=fs, compression="zstd", **options)
-    fs.move(tmp, path)
-
-
-def write_text_atomic(fs: pafs.FileSystem, text: str, path: str) -> None:
-    """Write text under a temporary name, then rename."""
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(text.encode())
-    fs.move(tmp, path)
 
 
 class _GroupFiles:
@@ -153,11 +133,11 @@ class _GroupFiles:
 class ResultSink(Datasink[dict]):
     """Writes the article/relation/entity/error rows of each file-group, then its commit record."""
 
-    def __init__(self, output: str, tables: list[OutputTable], run_id: str,
+    def __init__(self, output: str | Location, tables: list[OutputTable], run_id: str,
                  rows_per_file: int = ROWS_PER_FILE) -> None:
         if rows_per_file < 1:
             raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
-        self.output = output
+        self.output = Location.open(output)  # pickled as its URI: each worker re-opens it
         self.tables = tables
         self.run_id = run_id
         self.rows_per_file = rows_per_file
@@ -174,16 +154,14 @@ class ResultSink(Datasink[dict]):
         ensure_tables(self.output, self.tables)
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> dict:
-        fs, base = open_output(self.output)
-        group = _GroupFiles(fs, base, self.tables)
+        group = _GroupFiles(self.output.fs, self.output.base, self.tables)
         try:
-            return self._write_group(fs, base, group, blocks)
+            return self._write_group(self.output, group, blocks)
         except BaseException:
             group.discard()  # a retry writes the group again; the next start removes any leftover
             raise
 
-    def _write_group(self, fs: pafs.FileSystem, base: str, group: _GroupFiles,
-                     blocks: Iterable[Block]) -> dict:
+    def _write_group(self, out: Location, group: _GroupFiles, blocks: Iterable[Block]) -> dict:
         counts: dict[str, int] = {}
         pmids: list[pa.Array] = []
         for block in blocks:
@@ -203,21 +181,20 @@ class ResultSink(Datasink[dict]):
         done = pa.chunked_array(pmids, pa.int64()).combine_chunks()
         key = block_key(done)
         files = group.publish(key, self.kill_after)
-        self._maybe_fault(fs, base)
+        self._maybe_fault(out)
         record = {"key": key, "rows": len(done), "run_id": self.run_id, "time": time.time(),
                   "files": files, "counts": counts}
         commit = pa.table({"pmid": pc.take(done, pc.sort_indices(done))})
         commit = commit.replace_schema_metadata({META_KEY: json.dumps(record).encode()})
-        write_table_atomic(fs, commit, f"{base}/{COMMITS}/{key}.parquet", use_dictionary=False,
-                           column_encoding={"pmid": "DELTA_BINARY_PACKED"})
+        out.write_table(f"{COMMITS}/{key}.parquet", commit, use_dictionary=False,
+                        column_encoding={"pmid": "DELTA_BINARY_PACKED"})
         counts["groups"] = 1
         return counts
 
-    def _maybe_fault(self, fs: pafs.FileSystem, base: str) -> None:
+    def _maybe_fault(self, out: Location) -> None:
         if self.fault_after is None:
             return
-        done = [i for i in fs.get_file_info(pafs.FileSelector(f"{base}/{COMMITS}"))
-                if i.base_name.endswith(".parquet")]
+        done = out.files(COMMITS, ".parquet")
         if len(done) >= self.fault_after:
             raise RuntimeError(f"injected fault ({FAULT_ENV}={self.fault_after}) before a commit")
 
@@ -232,39 +209,37 @@ class ResultSink(Datasink[dict]):
         return "BiomineResults"
 
 
-def ensure_tables(output: str, tables: list[OutputTable]) -> None:
+def ensure_tables(output: str | Location, tables: list[OutputTable]) -> None:
     """Create every table folder with its schema file, and the commit log folder."""
-    fs, base = open_output(output)
+    out = Location.open(output)
     for table in tables:
-        fs.create_dir(f"{base}/{table.name}", recursive=True)
-        path = f"{base}/{table.name}/{SCHEMA_FILE}"
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
-            write_table_atomic(fs, table.schema.empty_table(), path)
-    fs.create_dir(f"{base}/{COMMITS}", recursive=True)
+        out.makedirs(table.name)
+        if not out.exists(f"{table.name}/{SCHEMA_FILE}"):
+            out.write_table(f"{table.name}/{SCHEMA_FILE}", table.schema.empty_table())
+    out.makedirs(COMMITS)
 
 
-def commit_log(output: str) -> list[dict]:
+def commit_log(output: str | Location) -> list[dict]:
     """The commit records of an output (key, rows, run_id, time, files, counts), oldest first."""
-    fs, base = open_output(output)
-    infos = fs.get_file_info(pafs.FileSelector(f"{base}/{COMMITS}", allow_not_found=True))
+    out = Location.open(output)
     records = []
-    for info in infos:
-        if info.base_name.endswith(".parquet"):
-            meta = pq.read_schema(info.path, filesystem=fs).metadata or {}
-            records.append(json.loads(meta[META_KEY]))
+    for path in out.files(COMMITS, ".parquet"):
+        meta = pq.read_schema(path, filesystem=out.fs).metadata or {}
+        records.append(json.loads(meta[META_KEY]))
     return sorted(records, key=lambda r: r["time"])
 
 
-def recover(output: str, table_names: list[str], delete: bool = True) -> pa.Array:
+def recover(output: str | Location, table_names: list[str], delete: bool = True) -> pa.Array:
     """Drop data files of uncommitted groups and temporaries (unless delete=False); return the
     PMIDs of committed groups, read from the commit log only (never from the data files)."""
-    fs, base = open_output(output)
-    if fs.get_file_info(base).type == pafs.FileType.NotFound:
+    out = Location.open(output)
+    fs, base = out.fs, out.base
+    if not out.exists():
         return pa.array([], pa.int64())
-    commits = fs.get_file_info(pafs.FileSelector(f"{base}/{COMMITS}", allow_not_found=True))
+    commits = out.list(COMMITS)
     logs = sorted(i.path for i in commits if i.base_name.endswith(".parquet"))
     if any(i.base_name.endswith(".json") for i in commits):  # never delete another layout's data
-        raise ValueError(f"{output} was written by an older biomine (one _commits/*.json marker "
+        raise ValueError(f"{out.url()} was written by an older biomine (one _commits/*.json marker "
                          f"per block); finish it with that version or use a new output folder")
     keys = {os.path.basename(p)[: -len(".parquet")] for p in logs}
     if delete:

@@ -27,7 +27,8 @@ from pipeline.config import RunConfig
 from pipeline.pubmed.schema import file_stem
 from pipeline.state.apply import apply_file
 from pipeline.state.partitions import DATA_TABLES, Layout
-from pipeline.state.store import StateStore, open_output
+from pipeline.state.store import StateStore
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +46,24 @@ def file_deletions(path: str) -> pa.Table:
                                  "position": [r["position"] for r in rows]}, schema=DELETION_HISTORY)
 
 
-def read_run_table(run_dir: str, table: str, schema: pa.Schema) -> pa.Table:
-    """One table of a finished run (any file layout under its folder; `_`/`.` names ignored)."""
-    fs, base = open_output(run_dir)
-    folder = f"{base}/{table}"
-    if fs.get_file_info(folder).type.name == "NotFound":
+def read_run_table(run_dir: str | Location, table: str, schema: pa.Schema) -> pa.Table:
+    """One table of a finished run (any file layout under its folder; `_`/`.` names and
+    temporaries ignored)."""
+    run = Location.open(run_dir)
+    files = [i.path for i in run.list(table, recursive=True) if i.type.name == "File"
+             and i.path.endswith(".parquet") and not any(
+                 part.startswith(("_", ".")) for part in i.path[len(run.path(table)):].split("/"))]
+    if not files:
         return schema.empty_table()
-    data = ds.dataset(folder, format="parquet", filesystem=fs, schema=schema,
-                      ignore_prefixes=[".", "_"], exclude_invalid_files=False)
+    data = ds.dataset(files, format="parquet", filesystem=run.fs, schema=schema)
     return data.to_table()
 
 
-def after_commit(config: RunConfig, state_dir: str, state: dict[str, Any], counts: dict[str, Any]) -> None:
+def after_commit(config: RunConfig, state_dir: str | Location, state: dict[str, Any], counts: dict[str, Any]) -> None:
     """Hook run after each committed update file (a place for derived views, e.g. a relation graph)."""
 
 
-def update(config: RunConfig, state_dir: str, layout: Layout | None = None) -> dict[str, Any]:
+def update(config: RunConfig, state_dir: str | Location, layout: Layout | None = None) -> dict[str, Any]:
     """Process every input file not yet in the state, in NLM order; returns a summary."""
     from pipeline.dataflow.build import run
     from pipeline.dataflow.outputs import OUTPUT_TABLES
@@ -70,7 +73,8 @@ def update(config: RunConfig, state_dir: str, layout: Layout | None = None) -> d
     schemas = {t.name: t.schema for t in OUTPUT_TABLES}
     settings = {"tasks": config.tasks, "re_model": config.re_model_id, "ner_model": config.ner_model_id,
                 "entities": config.entities}
-    store = StateStore(state_dir)
+    loc = Location.open(state_dir)  # opened once: the store, every file's run, the graph
+    store = StateStore(loc)
     state = store.open(settings, layout or Layout())
     done = {p["file"] for p in state["processed"]}
     summary: dict[str, Any] = {"skipped": [], "processed": []}
@@ -80,28 +84,24 @@ def update(config: RunConfig, state_dir: str, layout: Layout | None = None) -> d
             summary["skipped"].append(name)
             continue
         stem = file_stem(path)
-        run_dir = f"{state_dir}/runs/{stem}"
-        run_cfg = config.model_copy(update={"inputs": [path], "output": run_dir, "run_id": f"update-{stem}"})
+        run_dir = loc.child(f"runs/{stem}")
+        run_cfg = config.model_copy(update={"inputs": [path], "output": run_dir.uri, "run_id": f"update-{stem}"})
         run(run_cfg)  # raises on failure; the next update resumes this file's run
         new = {t: read_run_table(run_dir, t, schemas[t]) for t in DATA_TABLES}
         state, counts = apply_file(store, state, name, new, file_deletions(path))
         log.info("update %s: %s", name, counts)
-        after_commit(config, state_dir, state, counts)
+        after_commit(config, loc, state, counts)
         summary["processed"].append({"file": name, **counts})
     summary["generation"] = state["generation"]
-    if summary["processed"] and os.path.isdir(os.path.join(state_dir, "graph")):
+    if summary["processed"] and loc.is_dir("graph"):
         # opt-in (a graph made once by `biomine aggregate STATE`): the rebuild reads every live
         # relation, a cost that follows the state, not the update file
-        summary["graph"] = refresh_graph(state_dir)
+        summary["graph"] = refresh_graph(loc)
     return summary
 
 
-def refresh_graph(state_dir: str) -> dict[str, Any] | None:
+def refresh_graph(state_dir: str | Location) -> dict[str, Any] | None:
     """Rebuild STATE/graph/ from the live rows, so deleted and revised PMIDs leave it."""
-    if "://" in state_dir:
-        log.warning("graph not refreshed: %s is an object-store URI (run `biomine aggregate` on a "
-                    "local copy)", state_dir)
-        return None
     from pipeline.curation.graph import build_graph
 
     return build_graph(state_dir)

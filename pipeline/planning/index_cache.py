@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.pubmed.schema import INDEX_SCHEMA
-from pipeline.dataflow.sink import open_output, write_table_atomic
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,11 @@ def scan_file(path: str) -> tuple[pa.Table, list[dict]]:
     return table, errors
 
 
-def scan_and_store(path: str, output: str | None, stamp: str) -> tuple[pa.Table, list[dict]]:
+def scan_and_store(path: str, output: str | Location | None, stamp: str) -> tuple[pa.Table, list[dict]]:
     """Index one file and, when it had no errors, cache the result under OUT/_index/."""
     table, errors = scan_file(path)
     if output is not None and not errors:
-        fs, base = open_output(output)
-        write_table_atomic(fs, table, f"{base}/{INDEX_DIR}/{stamp}.parquet")
+        Location.open(output).write_table(f"{INDEX_DIR}/{stamp}.parquet", table)
     return table, errors
 
 
@@ -92,19 +91,17 @@ def compact(table: pa.Table, file_seq: int) -> pa.Table:
     }, schema=COMPACT_SCHEMA)
 
 
-def _cached_entries(output: str | None) -> dict[str, str]:
+def _cached_entries(output: Location | None) -> dict[str, str]:
     """stamp -> path of every cache entry in OUT/_index/ (created when missing)."""
     if output is None:
         return {}
-    fs, base = open_output(output)
-    fs.create_dir(f"{base}/{INDEX_DIR}", recursive=True)
-    infos = fs.get_file_info(pafs.FileSelector(f"{base}/{INDEX_DIR}"))
-    return {i.base_name[: -len(".parquet")]: i.path for i in infos if i.base_name.endswith(".parquet")}
+    output.makedirs(INDEX_DIR)
+    return {p.rsplit("/", 1)[-1][: -len(".parquet")]: p for p in output.files(INDEX_DIR, ".parquet")}
 
 
-def _drop_stale(output: str, entries: dict[str, str], stamps: list[str]) -> None:
+def _drop_stale(output: Location, entries: dict[str, str], stamps: list[str]) -> None:
     """Delete cache entries of files indexed afresh (same name, other size or mtime)."""
-    fs, _ = open_output(output)
+    fs = output.fs
     fresh = set(stamps)
     names = {s.split(".", 1)[0] for s in stamps}
     for stamp, path in entries.items():
@@ -112,10 +109,11 @@ def _drop_stale(output: str, entries: dict[str, str], stamps: list[str]) -> None
             fs.delete_file(path)
 
 
-def index_files(ray: Any, files: list[str], output: str | None = None,
+def index_files(ray: Any, files: list[str], output: str | Location | None = None,
                 num_cpus: float = 0.5) -> tuple[pa.Table | None, list[dict], IndexStats]:
     """The run's index (COMPACT_SCHEMA, file_seq = rank in `files`): cached files are read back,
     the others indexed in parallel (one Ray task each) and cached; damaged files give error rows."""
+    output = Location.open(output) if output is not None else None
     stamps = [file_stamp(p) for p in files]
     entries = _cached_entries(output)
     todo = [i for i, s in enumerate(stamps) if s not in entries]
@@ -123,7 +121,7 @@ def index_files(ray: Any, files: list[str], output: str | None = None,
     futures = {i: scan.remote(files[i], output, stamps[i]) for i in todo}
     if output is not None and todo:
         _drop_stale(output, entries, [stamps[i] for i in todo])
-    fs = open_output(output)[0] if output is not None else None
+    fs = output.fs if output is not None else None
     tables, errors = [], []
     for i, path in enumerate(files):
         if i in futures:

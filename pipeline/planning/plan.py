@@ -8,11 +8,11 @@ import logging
 import time
 from typing import Any
 
-import pyarrow.fs as pafs
 
 from pipeline.config import RunConfig
 from pipeline.dataflow.outputs import TABLE_NAMES
-from pipeline.dataflow.sink import SCHEMA_FILE, commit_log, open_output, recover
+from pipeline.dataflow.sink import SCHEMA_FILE, commit_log, recover
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +22,16 @@ log = logging.getLogger(__name__)
 DEFAULT_BYTES_PER_ARTICLE = 1_500
 
 
-def output_bytes_per_article(output: str) -> tuple[float | None, int]:
+def output_bytes_per_article(output: str | Location) -> tuple[float | None, int]:
     """Bytes of committed data files per committed article in `output` (None when empty)."""
-    records = commit_log(output)
+    out = Location.open(output)
+    records = commit_log(out)
     rows = sum(r["rows"] for r in records)
     if not rows:
         return None, 0
-    fs, base = open_output(output)
     total = 0
     for name in TABLE_NAMES:
-        infos = fs.get_file_info(pafs.FileSelector(f"{base}/{name}", allow_not_found=True))
-        total += sum(i.size or 0 for i in infos if i.base_name.endswith(".parquet")
+        total += sum(i.size or 0 for i in out.list(name) if i.base_name.endswith(".parquet")
                      and i.base_name != SCHEMA_FILE)
     return total / rows, rows
 
@@ -46,10 +45,11 @@ def plan(config: RunConfig) -> dict[str, Any]:
     started = time.perf_counter()
     files = expand_inputs(config.inputs)
     ray, placement = connect(config)  # a cluster that cannot run the plan is refused here too
-    done = recover(config.output, TABLE_NAMES, delete=False)
-    index, errors = index_files(ray, files, config.output, placement.index_cpu)
+    out = Location.open(config.output)
+    done = recover(out, TABLE_NAMES, delete=False)
+    index, errors = index_files(ray, files, out, placement.index_cpu)
     pending, counts = select_pending(index, done, config.limit)
-    per_article, measured_rows = output_bytes_per_article(config.output)
+    per_article, measured_rows = output_bytes_per_article(out)
     basis = f"measured on {measured_rows} committed articles" if per_article else "default"
     per_article = per_article or DEFAULT_BYTES_PER_ARTICLE
     records = index.num_rows if index is not None else 0

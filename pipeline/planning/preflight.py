@@ -63,12 +63,12 @@ def check_inputs(files: list[str]) -> list[str]:
 def check_output(output: str) -> list[str]:
     """The output folder: not a file, not under a file, writable (or creatable) by us."""
     if "://" in output:
-        import pyarrow.fs as pafs
+        from pipeline.storage import Location
 
         try:
-            fs, base = pafs.FileSystem.from_uri(output)
-            if fs.get_file_info(base).type == pafs.FileType.File:
-                return [f"{output}: -o is a file, not a folder"]
+            out = Location.open(output)
+            if out.is_file(""):
+                return [f"{out.url()}: -o is a file, not a folder"]
         except (OSError, ValueError) as exc:
             return [f"{output}: -o cannot be used ({exc})"]
         return []

@@ -14,10 +14,8 @@ import socket
 import time
 from typing import Any
 
-import pyarrow.fs as pafs
-
 from model.counters import sum_counters, with_ratios
-from pipeline.dataflow.sink import open_output, write_text_atomic
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 FOLDER = "_engine"
@@ -38,28 +36,24 @@ def actor_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def write_actor_counters(output: str, actor: str, started_at: float, counters: dict[str, Any]) -> None:
+def write_actor_counters(output: str | Location, actor: str, started_at: float,
+                         counters: dict[str, Any]) -> None:
     """OUT/_engine/<actor>.json, atomically (temporary name, then rename)."""
-    fs, base = open_output(output)
-    fs.create_dir(f"{base}/{FOLDER}", recursive=True)
     record = {"actor": actor, "host": socket.gethostname(), "pid": os.getpid(),
               "started_at": started_at, "written_at": time.time(), "generate": counters}
-    write_text_atomic(fs, json.dumps(record, sort_keys=True) + "\n", f"{base}/{FOLDER}/{actor}.json")
+    Location.open(output).write_text(f"{FOLDER}/{actor}.json", json.dumps(record, sort_keys=True) + "\n")
 
 
-def collect_engine_counters(output: str, since: float) -> dict[str, Any]:
+def collect_engine_counters(output: str | Location, since: float) -> dict[str, Any]:
     """Counters summed over the actors that wrote since `since` (epoch s), plus "per_actor"."""
-    fs, base = open_output(output)
-    selector = pafs.FileSelector(f"{base}/{FOLDER}", allow_not_found=True)
+    out = Location.open(output)
     per_actor: dict[str, dict[str, Any]] = {}
-    for info in fs.get_file_info(selector):
-        if not info.path.endswith(".json"):
-            continue  # a temporary file of a write in progress
+    for path in out.files(FOLDER, ".json"):  # not the temporaries of writes in progress
         try:
-            with fs.open_input_stream(info.path) as f:
+            with out.fs.open_input_stream(path) as f:
                 record = json.loads(f.read())
         except (OSError, ValueError) as exc:
-            log.warning("%s: unreadable engine counters (%s); left out of the manifest", info.path, exc)
+            log.warning("%s: unreadable engine counters (%s); left out of the manifest", path, exc)
             continue
         if record.get("written_at", 0) >= since and record.get("generate"):
             per_actor[record["actor"]] = with_ratios(record["generate"])

@@ -11,10 +11,8 @@ import time
 from importlib import metadata
 from typing import Any
 
-import pyarrow.fs as pafs
-
 from pipeline.config import RunConfig
-from pipeline.dataflow.sink import open_output, write_text_atomic
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 50
@@ -65,11 +63,9 @@ def run_manifest(config: RunConfig, run_id: str, status: str, files: list[str], 
     }
 
 
-def write_json(output: str, name: str, obj: Any) -> None:
+def write_json(output: str | Location, name: str, obj: Any) -> None:
     """Write OUT/name atomically (temporary name, then rename)."""
-    fs, base = open_output(output)
-    fs.create_dir(base, recursive=True)
-    write_text_atomic(fs, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", f"{base}/{name}")
+    Location.open(output).write_text(name, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 WRITTEN_KEYS = ("articles", "relations", "entities", "errors", "blocks",  # rows and blocks written
@@ -77,17 +73,16 @@ WRITTEN_KEYS = ("articles", "relations", "entities", "errors", "blocks",  # rows
                 "n_malformed")  # sums of the articles' n_ columns
 
 
-def read_manifest(output: str) -> dict[str, Any] | None:
+def read_manifest(output: str | Location) -> dict[str, Any] | None:
     """OUT/_manifest.json as written by an earlier invocation, or None."""
-    fs, base = open_output(output)
-    path = f"{base}/_manifest.json"
+    out = Location.open(output)
     try:
-        if fs.get_file_info(path).type != pafs.FileType.File:
+        if not out.is_file("_manifest.json"):
             return None
-        with fs.open_input_stream(path) as f:
-            return json.loads(f.read())
+        return out.read_json("_manifest.json")
     except (OSError, ValueError) as exc:  # unreadable: start a new history, say so
-        log.warning("%s: earlier manifest unreadable (%s); starting a new history", path, exc)
+        log.warning("%s: earlier manifest unreadable (%s); starting a new history",
+                    out.url("_manifest.json"), exc)
         return None
 
 

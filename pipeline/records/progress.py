@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.dataflow.sink import META_KEY
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,11 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Counts blocks committed into an output folder since `start()`; optionally shows a line."""
 
-    def __init__(self, output: str, to_mine: int, *, show: bool = True, stream: IO[str] | None = None,
-                 interval_s: float | None = None) -> None:
-        from pipeline.dataflow.sink import open_output
-
-        self.output = output
-        self.fs, base = open_output(output)
-        self.folder = f"{base}/{COMMITS}"
+    def __init__(self, output: str | Location, to_mine: int, *, show: bool = True,
+                 stream: IO[str] | None = None, interval_s: float | None = None) -> None:
+        self.output = Location.open(output)
+        self.fs = self.output.fs
+        self.folder = self.output.path(COMMITS)
         self.to_mine = to_mine
         self.show = show
         self.stream = stream or sys.stderr
