@@ -15,16 +15,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Join or start Ray, rebuild the graph, print its size."""
-    from pathlib import Path
-
     import ray
 
     from pipeline.curation.graph import build_graph
+    from pipeline.curation.source import open_folder
 
-    if not Path(args.output).is_dir():
-        raise FileNotFoundError(f"output folder not found: {args.output}")
+    out = open_folder(args.output)  # local folder, s3:// or gs://
     if not ray.is_initialized():
         ray.init(address=args.address, include_dashboard=False)
-    counts = build_graph(args.output)
-    print(f"graph: {counts['edges']} edges, {counts['nodes']} nodes -> {Path(args.output) / 'graph'}")
+    counts = build_graph(out)
+    print(f"graph: {counts['edges']} edges, {counts['nodes']} nodes -> {out.url('graph')}")
     return 0

@@ -15,6 +15,7 @@ import bioc
 from bioc import biocjson, biocxml
 
 from pipeline.curation.files import open_target
+from pipeline.storage import Location
 from pipeline.curation.source import Chunk, Selection, iter_chunks
 from pipeline.tasks.evidence import mention_id
 
@@ -103,7 +104,7 @@ def _count(counts: dict[str, int], doc: bioc.BioCDocument) -> None:
     counts["relations"] += len(doc.relations)
 
 
-def write_bioc(output: str, target: str, sel: Selection, counts: dict[str, int], xml: bool) -> None:
+def write_bioc(output: str | Location, target: str, sel: Selection, counts: dict[str, int], xml: bool) -> None:
     """Write every article of the output folder as one BioC collection (XML or JSON)."""
     collection = bioc.BioCCollection()
     collection.source, collection.key = SOURCE, f"{SOURCE}.key"

@@ -13,8 +13,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from pipeline.curation.files import open_target
-from pipeline.curation.source import Chunk, Selection, iter_chunks
+from pipeline.curation.files import is_folder_target, open_target
+from pipeline.curation.source import Chunk, Selection, iter_chunks, open_folder
+from pipeline.storage import Location
 from pipeline.tasks.pubtator import (Document, entity_rows_to_documents, format_document,
                                      relation_rows_to_documents)
 
@@ -38,7 +39,7 @@ def chunk_documents(chunk: Chunk, sel: Selection) -> list[Document]:
     return [docs[str(a["pmid"])] for a in articles]
 
 
-def _write_pubtator(output: str, target: str, sel: Selection, counts: dict[str, int]) -> None:
+def _write_pubtator(output: Location, target: str, sel: Selection, counts: dict[str, int]) -> None:
     with open_target(target) as out:
         for chunk in iter_chunks(output, sel):
             for doc in chunk_documents(chunk, sel):
@@ -53,7 +54,7 @@ def article_record(chunk: Chunk, article: dict[str, Any]) -> dict[str, Any]:
             "relations": chunk.rows("relations", pmid)}
 
 
-def _write_jsonl(output: str, target: str, sel: Selection, counts: dict[str, int]) -> None:
+def _write_jsonl(output: Location, target: str, sel: Selection, counts: dict[str, int]) -> None:
     with open_target(target) as out:
         for chunk in iter_chunks(output, sel):
             for article in chunk.articles:
@@ -98,10 +99,10 @@ def tsv_row(table: str, row: dict[str, Any], article: dict[str, Any]) -> dict[st
     return {k: _cell(v) for k, v in flat.items()}
 
 
-def _write_tsv(output: str, target: str, sel: Selection, counts: dict[str, int],
+def _write_tsv(output: Location, target: str, sel: Selection, counts: dict[str, int],
                tables: tuple[str, ...]) -> None:
     """One TSV file per table in `tables`: target itself (one table) or target/TABLE.tsv."""
-    paths = {tables[0]: target} if len(tables) == 1 else {t: str(Path(target) / f"{t}.tsv") for t in tables}
+    paths = {tables[0]: target} if len(tables) == 1 else {t: f"{target.rstrip('/')}/{t}.tsv" for t in tables}
     with ExitStack() as stack:
         files = {t: stack.enter_context(open_target(p)) for t, p in paths.items()}
         for table, out in files.items():  # the header, also for a table without rows
@@ -123,7 +124,7 @@ def _count(counts: dict[str, int], docs: int, mentions: int, relations: int) -> 
     counts["relations"] += relations
 
 
-def export(output: str | Path, fmt: str, target: str | Path, sel: Selection = Selection(),
+def export(output: str | Path | Location, fmt: str, target: str | Path, sel: Selection = Selection(),
            tsv_table: str | None = None) -> dict[str, int]:
     """Write the output folder's articles and rows to `target` in `fmt`; returns counts.
 
@@ -133,10 +134,9 @@ def export(output: str | Path, fmt: str, target: str | Path, sel: Selection = Se
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
-    if not Path(output).is_dir():
-        raise FileNotFoundError(f"output folder not found: {output}")
+    output = open_folder(output)  # local folder or s3://, gs://: read through one Location
     counts = {"documents": 0, "mentions": 0, "relations": 0}
-    output, target = str(output), str(target)
+    target = str(target)
     writers: dict[str, Callable[..., None]] = {"pubtator": _write_pubtator, "jsonl": _write_jsonl}
     if fmt in writers:
         writers[fmt](output, target, sel, counts)
@@ -145,7 +145,7 @@ def export(output: str | Path, fmt: str, target: str | Path, sel: Selection = Se
 
         write_bioc(output, target, sel, counts, xml=fmt == "bioc-xml")
     else:
-        if Path(target).is_dir() or target.endswith("/"):
+        if is_folder_target(target):
             tables = TSV_TABLES
         else:
             default = "entities" if sel.tasks == ("ner",) else "relations"
@@ -153,5 +153,5 @@ def export(output: str | Path, fmt: str, target: str | Path, sel: Selection = Se
             if tables[0] not in TSV_TABLES:
                 raise ValueError(f"unknown TSV table {tables[0]!r}; expected one of {list(TSV_TABLES)}")
         _write_tsv(output, target, sel, counts, tables)
-    log.info("exported %s to %s: %s", output, target, counts)
+    log.info("exported %s to %s: %s", output.url(), target, counts)
     return counts

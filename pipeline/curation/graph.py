@@ -13,7 +13,6 @@ leave `current/` without them) leave the graph without their contributions.
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from ray.data.aggregate import AggregateFnV2, CountDistinct, Count, Max, Min, Unique
 
-from pipeline.curation.source import table_dir
+from pipeline.curation.source import open_folder, table_dir, table_files
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,10 @@ class EdgeRows:
 
 def read_relations(batch: pa.Table) -> pa.Table:
     """The relation rows of the Parquet files named in a batch (the graph's columns only)."""
-    tables = [pq.read_table(p, columns=REL_COLUMNS) for p in batch.column("path").to_pylist()]
+    tables = []
+    for uri, path in zip(batch.column("folder").to_pylist(), batch.column("path").to_pylist()):
+        fs = Location.open(uri).fs  # re-opened in the worker, with its own credentials
+        tables.append(pq.read_table(path, columns=REL_COLUMNS, filesystem=fs))
     return pa.concat_tables(tables)
 
 
@@ -162,12 +165,13 @@ def _plain(values: Any) -> Any:
     return values.to_pylist() if isinstance(values, (pa.Array, pa.ChunkedArray)) else values
 
 
-def _years(output: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def _years(output: Location) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (pmid, year) arrays of a run folder's articles (streamed, two columns)."""
     folder = table_dir(output, "articles")
     if folder is None:
-        raise FileNotFoundError(f"{output}: no articles/ table (not a biomine run or state folder)")
-    return _sorted_years(pads.dataset(str(folder), format="parquet").to_batches(columns=["pmid", "year"]))
+        raise FileNotFoundError(f"{output.url()}: no articles/ table (not a biomine run or state folder)")
+    data = pads.dataset(table_files(folder), format="parquet", filesystem=output.fs)
+    return _sorted_years(data.to_batches(columns=["pmid", "year"]))
 
 
 def _sorted_years(batches: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -183,51 +187,62 @@ def _sorted_years(batches: Any) -> tuple[np.ndarray, np.ndarray]:
     return p[order], y[order]
 
 
-def _inputs(out: Path, work: Path) -> tuple[list[Path], tuple[np.ndarray, np.ndarray]]:
+def _inputs(out: Location, work: Location) -> tuple[list[str], tuple[np.ndarray, np.ndarray]]:
     """Relation files and article years: a run folder's own, or an update state's live rows
     (tombstoned rows left out; written bucket by bucket to `work`, so memory is one bucket)."""
-    if not (out / "_state.json").exists():
+    if not out.is_file("_state.json"):
         rel_dir = table_dir(out, "relations")
-        return (sorted(rel_dir.glob("*.parquet")) if rel_dir is not None else []), _years(out)
+        return (sorted(table_files(rel_dir)) if rel_dir is not None else []), _years(out)
     from pipeline.state.read import iter_current
 
-    work.mkdir(parents=True, exist_ok=True)
     files = []
-    for i, rows in enumerate(iter_current(str(out), "relations")):
+    for i, rows in enumerate(iter_current(out, "relations")):
         if rows.num_rows:
-            files.append(work / f"relations-{i:05d}.parquet")
-            pq.write_table(rows, files[-1])
-    return files, _sorted_years(iter_current(str(out), "articles", columns=["pmid", "year"]))
+            work.write_table(f"relations-{i:05d}.parquet", rows)
+            files.append(work.path(f"relations-{i:05d}.parquet"))
+    return files, _sorted_years(iter_current(out, "articles", columns=["pmid", "year"]))
 
 
-def build_graph(output_dir: str | Path) -> dict[str, Any]:
-    """Rebuild OUT/graph/{edges,nodes} from a run or update state folder; returns row counts."""
-    out = Path(output_dir)
-    target = out / "graph"
-    tmp = out / f".graph-{uuid.uuid4().hex[:8]}.tmp"
-    live = out / f".graph-live-{uuid.uuid4().hex[:8]}.tmp"
+def build_graph(output_dir: str | Path | Location) -> dict[str, Any]:
+    """Rebuild OUT/graph/{edges,nodes} from a run or update state folder (local or object
+    store); returns row counts."""
+    out = open_folder(output_dir)
+    tmp = out.child(f".graph-{uuid.uuid4().hex[:8]}.tmp")
+    live = out.child(f".graph-live-{uuid.uuid4().hex[:8]}.tmp")
     try:
         files, years = _inputs(out, live)
-        counts = _build(out, target, tmp, files, years)
+        counts = _build(out, tmp, files, years)
     finally:
-        shutil.rmtree(live, ignore_errors=True)
+        live.delete_dir("")
+        tmp.delete_dir("")
     return counts
 
 
-def _build(out: Path, target: Path, tmp: Path, files: list[Path], years: tuple[np.ndarray, np.ndarray]) -> dict:
-    """Aggregate `files` into tmp/{edges,nodes}, then swap tmp in as `target`."""
+def _swap_in(out: Location, tmp: Location) -> None:
+    """Make tmp/ the new OUT/graph/: a rename locally; on an object store the old graph is
+    deleted and the new files copied in (a reader may find the graph partial meanwhile)."""
+    out.delete_dir("graph")
+    if out.is_local:
+        out.fs.move(tmp.path(), out.path("graph"))
+        return
+    for info in tmp.list(recursive=True):
+        if info.type.name == "File":
+            out.fs.move(info.path, out.path("graph") + info.path[len(tmp.path()):])
+
+
+def _build(out: Location, tmp: Location, files: list[str], years: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Aggregate `files` into tmp/{edges,nodes}, then swap tmp in as OUT/graph."""
     import ray
 
     if not files:  # no relations: empty tables, no cluster job
         for name, schema in (("edges", EDGE_SCHEMA), ("nodes", NODE_SCHEMA)):
-            (tmp / name).mkdir(parents=True)
-            pq.write_table(schema.empty_table(), tmp / name / "part-0.parquet")
+            tmp.write_table(f"{name}/part-0.parquet", schema.empty_table())
     else:
         if not ray.is_initialized():
             ray.init(include_dashboard=False)
         # one read task per file (ray.data.read_parquet's path resolution imports fsspec's
         # HTTP filesystem, which fails without aiohttp)
-        paths = ray.data.from_items([{"path": str(f)} for f in files],
+        paths = ray.data.from_items([{"folder": out.uri, "path": f} for f in files],
                                     override_num_blocks=min(len(files), 1000))
         rels = paths.map_batches(read_relations, batch_size=1, batch_format="pyarrow")
         edges = rels.map_batches(EdgeRows, fn_constructor_kwargs={"years": years}, batch_format="pyarrow",
@@ -239,17 +254,19 @@ def _build(out: Path, target: Path, tmp: Path, files: list[Path], years: tuple[n
             CountDistinct("pmid", alias_name="n_articles"), Count(alias_name="n_rows"),
             Unique("pmid", alias_name="pmids"), Min("year", alias_name="first_year"),
             Max("year", alias_name="last_year"), TopEvidence())
-        edges.map_batches(_finish_edges, batch_format="pyarrow").write_parquet(str(tmp / "edges"))
+        edges.map_batches(_finish_edges, batch_format="pyarrow").write_parquet(
+            tmp.path("edges"), filesystem=out.fs)
         nodes = rels.map_batches(node_rows, batch_format="pyarrow").groupby(
             NODE_KEYS, num_partitions=parts).aggregate(
             Max("node_id", alias_name="node_id"), Unique("name", alias_name="names"),
             CountDistinct("pmid", alias_name="n_articles"), CountDistinct("edge", alias_name="n_edges"),
             CountDistinct("mention", alias_name="n_mentions"))
-        nodes.map_batches(_finish_nodes, batch_format="pyarrow").write_parquet(str(tmp / "nodes"))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    counts = {name: pads.dataset(str(target / name), format="parquet").count_rows()
-              for name in ("edges", "nodes")}
-    log.info("graph of %s: %d edges, %d nodes -> %s", out, counts["edges"], counts["nodes"], target)
+        nodes.map_batches(_finish_nodes, batch_format="pyarrow").write_parquet(
+            tmp.path("nodes"), filesystem=out.fs)
+    _swap_in(out, tmp)
+    graph = out.child("graph")
+    counts = {name: pads.dataset(table_files(graph.child(name)), format="parquet",
+                                 filesystem=out.fs).count_rows() for name in ("edges", "nodes")}
+    log.info("graph of %s: %d edges, %d nodes -> %s", out.url(), counts["edges"], counts["nodes"],
+             graph.url())
     return counts

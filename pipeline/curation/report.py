@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.curation.report_data import LENGTH_BINS, SCORE_BINS, ReportData, collect
+from pipeline.curation.source import open_folder
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -183,24 +185,16 @@ def render(data: ReportData) -> str:
 """
 
 
-def write_report(output: str | Path) -> Path:
-    """Collect, render and write OUT/report.html (atomically); returns its path."""
-    out = Path(output)
-    if not out.is_dir():
-        raise FileNotFoundError(f"output folder not found: {output}")
-    page = render(collect(out))
-    path = out / REPORT_NAME
-    tmp = out / f".{REPORT_NAME}.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+def write_report(output: str | Path | Location) -> str:
+    """Collect, render and write OUT/report.html next to the data (atomically, local or object
+    store); returns its full name (scheme kept)."""
+    out = open_folder(output)
+    out.write_text(REPORT_NAME, render(collect(out)))
+    return out.url(REPORT_NAME)
 
 
-def write_run_report(output: str) -> Path | None:
+def write_run_report(output: str | Location) -> str | None:
     """The end-of-run report; a failure is logged with its traceback, never raised (the run's data is safe)."""
-    if "://" in output:
-        log.info("report: %s is not a local folder; run `biomine report` on a local copy", output)
-        return None
     try:
         path = write_report(output)
         log.info("report: %s", path)

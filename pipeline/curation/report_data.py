@@ -12,11 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from pipeline.curation.source import Selection, iter_chunks, table_dir
+from pipeline.curation.source import Selection, iter_chunks, table_dir, table_files
+from pipeline.storage import Location
 
 SCORE_BINS = np.linspace(0.0, 1.0, 21)
 LENGTH_BINS = np.array([0, 1, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 6000, 10**9])
 TOP_PAIRS = 15
+COMMIT_KEY = b"biomine.commit"  # pipeline.dataflow.sink.META_KEY (not imported: it needs Ray)
 N_EXAMPLES = 3
 
 
@@ -53,11 +55,12 @@ class ReportData:
         return sum(self.entities_by_type.values())
 
 
-def _batches(output: Path, table: str, columns: list[str]):  # noqa: ANN202 (iterator of batches)
+def _batches(output: Location, table: str, columns: list[str]):  # noqa: ANN202 (iterator of batches)
     folder = table_dir(output, table)
-    if folder is None or not any(folder.glob("*.parquet")):
+    files = table_files(folder) if folder is not None else []
+    if not files:
         return iter(())
-    dataset = pads.dataset(str(folder), format="parquet")
+    dataset = pads.dataset(files, format="parquet", filesystem=output.fs)
     return dataset.to_batches(columns=[c for c in columns if c in dataset.schema.names])
 
 
@@ -66,17 +69,33 @@ def _error_kind(message: str | None) -> str:
     return head if head and " " not in head else "other"
 
 
-def collect(output: str | Path) -> ReportData:
-    """Gather the report's numbers from an output folder."""
-    out = Path(output)
-    data = ReportData(str(out))
-    if (out / "_manifest.json").is_file():
-        data.manifest = json.loads((out / "_manifest.json").read_text())
+def _commit_records(out: Location) -> list[dict[str, Any]]:
+    """The commit records of OUT/_commits (Parquet, record in the metadata; older: JSON markers)."""
+    import pyarrow.parquet as pq
+
+    records = []
+    for path in out.files("_commits"):
+        if path.endswith(".json"):
+            with out.fs.open_input_stream(path) as f:
+                records.append(json.loads(f.read()))
+        elif path.endswith(".parquet"):
+            meta = pq.read_schema(path, filesystem=out.fs).metadata or {}
+            if COMMIT_KEY in meta:
+                records.append(json.loads(meta[COMMIT_KEY]))
+    return records
+
+
+def collect(output: str | Path | Location) -> ReportData:
+    """Gather the report's numbers from an output folder (local or object store)."""
+    out = Location.open(output)
+    data = ReportData(out.url())
+    info = out.info("_manifest.json")
+    if info.type.name == "File":
+        data.manifest = out.read_json("_manifest.json")
         wall = data.manifest.get("wall_s")
-        if isinstance(wall, (int, float)):
-            data.started = (out / "_manifest.json").stat().st_mtime - wall
-    for marker in sorted((out / "_commits").glob("*.json")) if (out / "_commits").is_dir() else ():
-        commit = json.loads(marker.read_text())
+        if isinstance(wall, (int, float)) and info.mtime is not None:
+            data.started = info.mtime.timestamp() - wall
+    for commit in _commit_records(out):
         data.commits.append((float(commit.get("time", 0)), int(commit.get("rows", 0))))
     data.commits.sort()
     best: list[tuple[int, int, int]] = []  # (relations, entities, pmid) of the richest articles

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from pipeline.storage import Location
+
 ANNOTATION_TABLES = ("relations", "entities")
 
 
@@ -55,21 +57,40 @@ class Chunk:
         return getattr(self, table).get(pmid, [])
 
 
-def table_dir(output: str | Path, name: str) -> Path | None:
+def open_folder(output: str | Path | Location) -> Location:
+    """An output or state folder that must exist (a clear error with its full URI if not)."""
+    out = Location.open(output)
+    if not out.is_dir():
+        raise FileNotFoundError(f"output folder not found: {out.url()}")
+    return out
+
+
+def table_dir(output: str | Path | Location, name: str) -> Location | None:
     """The folder of one table in a run folder or an update state folder (None if absent)."""
-    for candidate in (Path(output) / name, Path(output) / "current" / name):
-        if candidate.is_dir():
-            return candidate
+    out = Location.open(output)
+    for rel in (name, f"current/{name}"):
+        if out.is_dir(rel):
+            return out.child(rel)
     return None
 
 
+def table_files(folder: Location) -> list[str]:
+    """The Parquet files of a table folder, nested ones too (hive buckets); `_`/`.` names and
+    temporaries left out, as a reader of the folder would."""
+    skip = len(folder.path()) + 1
+    return [i.path for i in folder.list(recursive=True) if i.path.endswith(".parquet")
+            and not any(part.startswith(("_", ".")) for part in i.path[skip:].split("/"))]
+
+
 def read_pmids_file(path: str | Path) -> frozenset[int]:
-    """PMIDs from a text file, one per line ('#' comments and blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
+    """PMIDs from a text file (local or a URI), one per line ('#' comments and blank lines ignored)."""
+    path = str(path)
+    folder, name = path.rsplit("/", 1) if "/" in path else (".", path)
+    loc = Location.open(folder + "/" if folder.endswith("//") else folder)
+    if not loc.is_file(name):
         raise FileNotFoundError(f"PMID list not found: {path}")
     pmids = set()
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(loc.read_text(name).splitlines(), 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -105,18 +126,20 @@ def _group(batches: Iterator[pa.RecordBatch]) -> dict[int, list[dict[str, Any]]]
     return out
 
 
-def iter_chunks(output: str | Path, sel: Selection = Selection(), batch_rows: int = 1024,
+def iter_chunks(output: str | Path | Location, sel: Selection = Selection(), batch_rows: int = 1024,
                 ) -> Iterator[Chunk]:
     """Articles of an output folder with their selected relation/entity rows, chunk by chunk."""
-    articles_dir = table_dir(output, "articles")
+    out = Location.open(output)
+    articles_dir = table_dir(out, "articles")
     if articles_dir is None:
-        raise FileNotFoundError(f"{output}: no articles/ table (not a biomine run or state folder)")
-    others = {t: table_dir(output, t) for t in ANNOTATION_TABLES if _wanted(t, sel)}
-    dataset = pads.dataset(str(articles_dir), format="parquet")
+        raise FileNotFoundError(f"{out.url()}: no articles/ table (not a biomine run or state folder)")
+    others = {t: table_dir(out, t) for t in ANNOTATION_TABLES if _wanted(t, sel)}
+    dataset = pads.dataset(table_files(articles_dir), format="parquet", filesystem=out.fs)
     names = {os.path.basename(f) for f in dataset.files}
+    files = {t: set(table_files(d)) for t, d in others.items() if d is not None}
     # a table whose files do not pair with articles/ files is scanned whole (filtered) per chunk
-    unpaired = {t: pads.dataset(str(d), format="parquet") for t, d in others.items()
-                if d is not None and not {p.name for p in d.glob("*.parquet")} <= names}
+    unpaired = {t: pads.dataset(sorted(files[t]), format="parquet", filesystem=out.fs) for t in files
+                if not {os.path.basename(p) for p in files[t]} <= names}
     art_filter = None if sel.pmids is None else pc.field("pmid").isin(
         pa.array(sorted(sel.pmids), pa.int64()))
     for fragment in dataset.get_fragments():
@@ -130,10 +153,10 @@ def iter_chunks(output: str | Path, sel: Selection = Selection(), batch_rows: in
                 if table in unpaired:
                     source = unpaired[table]
                 else:
-                    path = None if folder is None else folder / name
-                    if path is None or not path.is_file():
+                    path = None if folder is None else folder.path(name)
+                    if path is None or path not in files[table]:
                         continue  # the sink writes no file for a block without rows of this table
-                    source = pads.dataset(str(path), format="parquet")
+                    source = pads.dataset(path, format="parquet", filesystem=out.fs)
                 rows = source.to_batches(filter=_row_filter(table, sel, pmids))
                 setattr(chunk, table, _group(rows))
             yield chunk

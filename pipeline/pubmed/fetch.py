@@ -15,16 +15,13 @@ import hashlib
 import io
 import json
 import logging
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow.fs as pafs
-
 from pipeline.pubmed.entrez import MAX_BATCH, EntrezClient, EntrezError, SearchResult
 from pipeline.pubmed.xml import PubmedParseError, scan_records
+from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -95,33 +92,16 @@ def batch_name(index: int, n_batches: int) -> str:
     return f"fetch_{index:0{max(4, len(str(n_batches)))}d}.xml"
 
 
-def _open_dir(output: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and base path for a local folder or an object-store URI."""
-    fs, base = pafs.FileSystem.from_uri(output if "://" in output else os.path.abspath(output))
-    fs.create_dir(base, recursive=True)
-    return fs, base.rstrip("/")
-
-
-def _write_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    folder, name = path.rsplit("/", 1)
-    tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}.tmp"  # never matches *.xml
-    with fs.open_output_stream(tmp) as out:
-        out.write(data)
-    fs.move(tmp, path)
-
-
-def load_state(fs: pafs.FileSystem, base: str) -> dict[str, Any] | None:
+def load_state(out: Location) -> dict[str, Any] | None:
     """The state of an earlier fetch into this folder, or None."""
-    path = f"{base}/{STATE}"
-    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+    if not out.exists(STATE):
         return None
-    with fs.open_input_stream(path) as f:
-        try:
-            state = json.loads(f.read())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: damaged fetch state ({exc}); fetch into a new folder") from exc
+    try:
+        state = out.read_json(STATE)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{out.url(STATE)}: damaged fetch state ({exc}); fetch into a new folder") from exc
     if state.get("format") != STATE_FORMAT or "source" not in state:
-        raise ValueError(f"{path}: not a biomine fetch state (format {state.get('format')!r})")
+        raise ValueError(f"{out.url(STATE)}: not a biomine fetch state (format {state.get('format')!r})")
     return state
 
 
@@ -139,8 +119,9 @@ def check_articles(body: bytes, name: str) -> list[int]:
 def fetch(spec: FetchSpec, client: EntrezClient,
           on_batch: Callable[[str, int], None] | None = None) -> FetchResult:
     """Fetch every batch of `spec` not yet in its folder; returns what the folder now holds."""
-    fs, base = _open_dir(spec.output)
-    state = load_state(fs, base)
+    out = Location.open(spec.output)  # local folder, s3:// or gs://
+    out.makedirs()
+    state = load_state(out)
     source = spec.source()
     if state is not None and state["source"] != source:
         raise ValueError(f"{spec.output} holds a fetch of {state['source']}, not {source}; "
@@ -158,22 +139,21 @@ def fetch(spec: FetchSpec, client: EntrezClient,
         count = len(spec.pmids or ())
     if state is None:
         state = {"format": STATE_FORMAT, "source": source, "count": count, "batches": {}}
-        _write_atomic(fs, f"{base}/{STATE}", json.dumps(state, indent=1).encode())
+        out.write_bytes(STATE, json.dumps(state, indent=1).encode())
     n_batches = -(-count // spec.batch_size)
     files, fetched, skipped = [], 0, 0
     for i in range(n_batches):
         name = batch_name(i + 1, n_batches)
-        path = f"{base}/{name}"
-        files.append(path)
+        files.append(out.url(name))  # scheme kept: `biomine run` reads them as given
         done = state["batches"].get(name)
-        if done is not None and fs.get_file_info(path).type == pafs.FileType.File:
+        if done is not None and out.is_file(name):
             skipped += 1
             continue
         start, size = i * spec.batch_size, min(spec.batch_size, count - i * spec.batch_size)
         body, pmids = _fetch_batch(client, spec, search, start, size, name)
-        _write_atomic(fs, path, body)
+        out.write_bytes(name, body)
         state["batches"][name] = {"start": start, "size": size, "articles": len(pmids)}
-        _write_atomic(fs, f"{base}/{STATE}", json.dumps(state, indent=1).encode())
+        out.write_bytes(STATE, json.dumps(state, indent=1).encode())
         fetched += 1
         log.info("%s: %d articles (batch %d/%d)", name, len(pmids), i + 1, n_batches)
         if on_batch is not None:

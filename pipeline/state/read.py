@@ -15,19 +15,20 @@ import pyarrow.dataset as ds
 
 from pipeline.state.partitions import DATA_TABLES, GEN, TOMBSTONES, row_keys
 from pipeline.state.store import StateStore
+from pipeline.storage import Location
 
 
-def _entries(state_dir: str, table: str) -> tuple[StateStore, dict[str, Any]]:
+def _entries(state_dir: str | Location, table: str) -> tuple[StateStore, dict[str, Any]]:
     if table not in DATA_TABLES:
         raise ValueError(f"unknown state table {table!r}; expected one of {list(DATA_TABLES)}")
     store = StateStore(state_dir)
     state = store.load()
     if state is None:
-        raise FileNotFoundError(f"{state_dir}: no _state.json (not a biomine update state folder)")
+        raise FileNotFoundError(f"{store.uri}: no _state.json (not a biomine update state folder)")
     return store, state["buckets"]
 
 
-def iter_current(state_dir: str, table: str, columns: list[str] | None = None, keep_gen: bool = False):
+def iter_current(state_dir: str | Location, table: str, columns: list[str] | None = None, keep_gen: bool = False):
     """Live rows of a table, one Arrow table per bucket (bucket order)."""
     store, buckets = _entries(state_dir, table)
     for name in sorted(buckets):

@@ -65,7 +65,7 @@ class Location:
     base: str = field(compare=False, repr=False)
 
     @classmethod
-    def open(cls, uri: str | Location) -> Location:
+    def open(cls, uri: str | os.PathLike | Location) -> Location:
         """Resolve a local path, file://, s3:// or gs:// URI (endpoint options from its query or env)."""
         if isinstance(uri, Location):
             return uri
@@ -154,7 +154,7 @@ class Location:
     def open_input(self, rel: str) -> IO[bytes]:
         """A readable stream (use as a context manager)."""
         try:
-            return self.fs.open_input_stream(self.path(rel))
+            return self.fs.open_input_stream(self.path(rel), compression=None)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"not found: {self.url(rel)}") from exc
 
@@ -197,7 +197,7 @@ class Location:
         self.makedirs(rel.rsplit("/", 1)[0] if "/" in rel.strip("/") else "")
         tmp = self.temp_path(rel)
         try:
-            with self.fs.open_output_stream(tmp) as out:
+            with self.fs.open_output_stream(tmp, compression=None) as out:
                 yield out
         except BaseException:
             self.discard(tmp)  # closed (= completed on S3) under its temporary name: drop it

@@ -1,6 +1,8 @@
 """The run report: numbers from the tables, written by every run, loaded in headless Chromium."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 
 import pyarrow.dataset as pads
@@ -24,7 +26,7 @@ def test_report_numbers_match_the_tables(synthetic_run):
     assert int(data.scores.sum()) == len(entities)
     assert data.top_pairs.most_common(1)[0] == (("cisplatin", "CID", "nephrotoxicity"), 3)
     assert len(data.examples) == 3 and all(a["entities"] for a in data.examples)
-    page = write_report(synthetic_run).read_text()
+    page = Path(write_report(synthetic_run)).read_text()
     assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
     assert len(re.findall(r'<img class="plot" alt="[^"]+" src="data:image/png;base64,', page)) == 6
     assert page.count("<mark") >= sum(len(a["entities"]) for a in data.examples)
