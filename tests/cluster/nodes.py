@@ -100,7 +100,9 @@ class LocalCluster:
 
     def _start(self, name: str, args: list[str], timeout: float = 120) -> Node:
         nm, om, agent_grpc, metrics, env_agent = free_ports(5)
-        cmd = [str(BIN / "ray"), "start", "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
+        # one temp dir per node: nodes sharing one would share runtime_resources/, and one node's
+        # runtime-env agent deletes a job's working_dir while the others still use it
+        cmd = [str(BIN / "ray"), "start", "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}/{name}",
                f"--node-manager-port={nm}", f"--object-manager-port={om}",
                "--dashboard-agent-listen-port=0", f"--dashboard-agent-grpc-port={agent_grpc}",
                f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={env_agent}",
@@ -133,7 +135,7 @@ class LocalCluster:
 
     def add_worker(self, cpus: int, gpus: int = 0, object_store_mb: int = 150) -> Node:
         """A worker node joined to the head."""
-        name = f"worker{len(self.nodes)}"
+        name = f"w{len(self.nodes)}"
         return self._start(name, [f"--address={self.address}", f"--num-cpus={cpus}",
                                   f"--num-gpus={gpus}", f"--object-store-memory={object_store_mb * 10**6}"])
 
