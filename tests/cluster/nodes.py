@@ -98,23 +98,33 @@ class LocalCluster:
         """Job-submission address (http://127.0.0.1:PORT)."""
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def _start(self, name: str, args: list[str], timeout: float = 120) -> Node:
-        nm, om, agent_grpc, metrics, env_agent = free_ports(5)
-        # one temp dir per node: nodes sharing one would share runtime_resources/, and one node's
-        # runtime-env agent deletes a job's working_dir while the others still use it
-        cmd = [str(BIN / "ray"), "start", "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}/{name}",
-               f"--node-manager-port={nm}", f"--object-manager-port={om}",
-               "--dashboard-agent-listen-port=0", f"--dashboard-agent-grpc-port={agent_grpc}",
-               f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={env_agent}",
-               "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats", *args]
-        proc = subprocess.Popen(cmd, env=self.env, start_new_session=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        node = Node(name, nm, proc.pid)
-        self.nodes.append(node)
-        out, _ = proc.communicate(timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"`ray start` of {name} failed ({proc.returncode}): {out[-1500:]}")
-        return node
+    def _start(self, name: str, args: list[str], timeout: float = 180, tries: int = 2) -> Node:
+        """`ray start` one node; a start that times out (a loaded box: Ray waits 30 s for the
+        raylet to register) is killed and tried once more under a new name."""
+        for attempt in range(tries):
+            label = name if attempt == 0 else f"{name}r{attempt}"
+            nm, om, agent_grpc, metrics, env_agent = free_ports(5)
+            # one temp dir per node: nodes sharing one share runtime_resources/, and one node's
+            # runtime-env agent deletes a job's working_dir while the others still use it
+            cmd = [str(BIN / "ray"), "start", "--node-ip-address=127.0.0.1",
+                   f"--temp-dir={self.temp_dir}/{label}", f"--node-manager-port={nm}",
+                   f"--object-manager-port={om}", "--dashboard-agent-listen-port=0",
+                   f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
+                   f"--runtime-env-agent-port={env_agent}", "--min-worker-port=0", "--max-worker-port=0",
+                   "--disable-usage-stats", *args]
+            proc = subprocess.Popen(cmd, env=self.env, start_new_session=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            node = Node(label, nm, proc.pid)
+            self.nodes.append(node)
+            out, _ = proc.communicate(timeout=timeout)
+            if proc.returncode == 0:
+                return node
+            if attempt + 1 < tries and "timed out during startup" in out and "--head" not in args:
+                kill_all([proc.pid], f"{self.temp_dir}/{label}/")
+                self.nodes.remove(node)
+                continue
+            raise RuntimeError(f"`ray start` of {label} failed ({proc.returncode}): {out[-1500:]}")
+        raise AssertionError("unreachable")
 
     def start_head(self, cpus: int, gpus: int = 0, dashboard: bool = False,
                    object_store_mb: int = 150) -> Node:
