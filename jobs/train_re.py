@@ -43,10 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train_re(args: argparse.Namespace) -> int:
     """Handler: train (or resume), print one JSON line per epoch run now."""
+    from pipeline.storage import Location
     from pipeline.training.re_train import ReTrainConfig, train_re
 
+    out = Location.open(args.out)  # an object store: train locally (resumable), upload the model
     config = ReTrainConfig(
-        task=args.task, train=args.train, dev=args.dev, base=args.base, out_dir=args.out,
+        task=args.task, train=args.train, dev=args.dev, base=args.base, out_dir=out.work_dir(),
         epochs=args.epochs, lr=args.lr, warmup=args.warmup, tokens_per_update=args.tokens_per_update,
         micro_batch_tokens=args.micro_batch_tokens, keep_last=args.keep_last,
         num_workers=args.num_workers, use_gpu=args.use_gpu, max_docs=args.max_docs,
@@ -54,4 +56,7 @@ def run_train_re(args: argparse.Namespace) -> int:
         max_failures=args.max_failures, seed=args.seed)
     for record in train_re(config):
         print(json.dumps(record))
+    if not out.is_local:
+        n = out.upload(out.work_dir(), skip=("checkpoints",))  # Ray Train's epoch states stay local
+        print(f"uploaded {n} files -> {out.url()}")
     return 0

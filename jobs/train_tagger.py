@@ -30,11 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train_tagger(args: argparse.Namespace) -> int:
     """Handler: train, print one JSON line per epoch."""
+    from pipeline.storage import Location
     from pipeline.training.tagger import TaggerConfig, train_tagger
 
     config = TaggerConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           full_model=args.full_model, max_docs=args.max_docs,
                           window=args.window, seed=args.seed)
-    for record in train_tagger(args.train, args.dev, args.base, args.out, config):
+    out = Location.open(args.out)  # an object store: train locally, then upload the model
+    for record in train_tagger(args.train, args.dev, args.base, out.work_dir(), config):
         print(json.dumps(record))
+    if not out.is_local:
+        n = out.upload(out.work_dir())
+        print(f"uploaded {n} files -> {out.url()}")
     return 0

@@ -59,6 +59,9 @@ def _make_bucket(bucket: str) -> None:
 
 def start() -> S3Server:
     """Start the server on the reserved port (once per process) with an empty test bucket."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     global _server
     with _lock:
         if _server is None:

@@ -263,6 +263,9 @@ def _build(out: Location, tmp: Location, files: list[str], years: tuple[np.ndarr
             CountDistinct("mention", alias_name="n_mentions"))
         nodes.map_batches(_finish_nodes, batch_format="pyarrow").write_parquet(
             tmp.path("nodes"), filesystem=out.fs)
+        for name, schema in (("edges", EDGE_SCHEMA), ("nodes", NODE_SCHEMA)):
+            if not table_files(tmp.child(name)):  # no rows: Ray Data writes no file
+                tmp.write_table(f"{name}/part-0.parquet", schema.empty_table())
     _swap_in(out, tmp)
     graph = out.child("graph")
     counts = {name: pads.dataset(table_files(graph.child(name)), format="parquet",

@@ -238,6 +238,35 @@ class Location:
         if self.exists(rel):
             self.fs.delete_dir(self.path(rel))
 
+    def upload(self, local_dir: str, rel: str = "", skip: tuple[str, ...] = ()) -> int:
+        """Copy a local folder's files under rel, each written atomically (names under a
+        top-level entry in `skip` left out); returns the number of files."""
+        n = 0
+        for root, dirs, names in os.walk(local_dir):
+            here = os.path.relpath(root, local_dir)
+            dirs[:] = sorted(d for d in dirs if not (here == "." and d in skip))
+            for name in sorted(names):
+                if here == "." and name in skip:
+                    continue
+                sub = name if here == "." else f"{here}/{name}"
+                with open(os.path.join(root, name), "rb") as src, \
+                        self.open_output(f"{rel}/{sub}" if rel else sub) as out:
+                    while chunk := src.read(8 << 20):
+                        out.write(chunk)
+                n += 1
+        return n
+
+    def work_dir(self) -> str:
+        """A local folder for work that needs a real filesystem (model training): the folder
+        itself when local, else a per-URI folder in the temp dir (kept, so a rerun resumes)."""
+        if self.is_local:
+            return self.base
+        import hashlib
+        import tempfile
+
+        key = hashlib.sha1(self.url().encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), "biomine-work", key)
+
     def create_exclusive(self, rel: str, data: bytes) -> bool:
         """Create rel with data only if it does not exist; False if it did (someone else won)."""
         from pipeline.storage.exclusive import create_exclusive

@@ -96,3 +96,16 @@ def test_create_exclusive_lets_one_writer_win(loc):
     assert not loc.create_exclusive("_gen/g1.json", b"second")
     assert loc.read_text("_gen/g1.json") == "first"
     assert [i.base_name for i in loc.list("_gen")] == ["g1.json"]
+
+
+def test_upload_copies_a_local_folder(loc, tmp_path):
+    src = tmp_path / "model"
+    (src / "last").mkdir(parents=True)
+    (src / "checkpoints").mkdir()
+    (src / "config.json").write_text("{}")
+    (src / "last" / "w.bin").write_bytes(b"\0" * 10)
+    (src / "checkpoints" / "big").write_bytes(b"x")
+    assert loc.upload(str(src), "m", skip=("checkpoints",)) == 2
+    assert loc.read_bytes("m/last/w.bin") == b"\0" * 10 and not loc.exists("m/checkpoints")
+    work = loc.work_dir()
+    assert work == loc.base if loc.is_local else work.startswith("/") and work != loc.base
