@@ -119,10 +119,10 @@ def inputs(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[str, st
     fs = s3_fs(moto)
     for path in [*synthesize(local), *map(Path, sample_inputs())]:
         fs.create_dir(f"{BUCKET}/pubmed")
-        with fs.open_output_stream(f"{BUCKET}/pubmed/{path.name}") as f:
+        with fs.open_output_stream(f"{BUCKET}/pubmed/{path.name}", compression=None) as f:  # as is
             f.write(path.read_bytes())
     sample = sorted(map(Path, sample_inputs()))[-1]  # the sample's update file (with deletions)
-    with fs.open_output_stream(f"{BUCKET}/updates/{sample.name}") as f:
+    with fs.open_output_stream(f"{BUCKET}/updates/{sample.name}", compression=None) as f:
         f.write(sample.read_bytes())
     return {"pubmed": f"s3://{BUCKET}/pubmed/", "updates": f"s3://{BUCKET}/updates/"}
 
