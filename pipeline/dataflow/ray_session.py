@@ -46,11 +46,16 @@ def start_ray(config: RunConfig) -> Any:
 
 
 def node_env(config: RunConfig) -> dict[str, str]:
-    """The storage variables set here that the run's locations need on every node (documented
+    """The storage variables the run's inputs and output need on every node."""
+    return storage_node_env([*config.inputs, config.output])
+
+
+def storage_node_env(uris: list[str]) -> dict[str, str]:
+    """The storage variables set here that these locations need on every node (documented
     list: `pipeline.storage.location.ENV_VARS`), minus those a submitted job already sets."""
     from pipeline.storage.location import storage_env
 
-    env = storage_env([*config.inputs, config.output])
+    env = storage_env(uris)
     job = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")  # under `ray job submit`: Ray refuses a
     if job:  # driver runtime_env that repeats a variable of the job's own runtime_env
         try:

@@ -98,9 +98,9 @@ class LocalCluster:
         """Job-submission address (http://127.0.0.1:PORT)."""
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def _start(self, name: str, args: list[str], timeout: float = 180, tries: int = 2) -> Node:
+    def _start(self, name: str, args: list[str], timeout: float = 180, tries: int = 3) -> Node:
         """`ray start` one node; a start that times out (a loaded box: Ray waits 30 s for the
-        raylet to register) is killed and tried once more under a new name."""
+        raylet to register) is killed and tried again under a new name."""
         for attempt in range(tries):
             label = name if attempt == 0 else f"{name}r{attempt}"
             nm, om, agent_grpc, metrics, env_agent = free_ports(5)
