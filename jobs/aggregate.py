@@ -19,10 +19,13 @@ def handle(args: argparse.Namespace) -> int:
 
     from pipeline.curation.graph import build_graph
     from pipeline.curation.source import open_folder
+    from pipeline.dataflow.ray_session import storage_node_env
 
     out = open_folder(args.output)  # local folder, s3:// or gs://
     if not ray.is_initialized():
-        ray.init(address=args.address, include_dashboard=False)
+        env = storage_node_env([args.output])  # the workers open OUT themselves
+        ray.init(address=args.address, include_dashboard=False,
+                 runtime_env={"env_vars": env} if env else None)
     counts = build_graph(out)
     print(f"graph: {counts['edges']} edges, {counts['nodes']} nodes -> {out.url('graph')}")
     return 0

@@ -47,6 +47,9 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="mine at most N articles (first in NLM order; default: all)")
     p.add_argument("--address",
                    help="Ray address to join (ray://host:10001, auto; default: start a local Ray)")
+    p.add_argument("--stall-timeout", dest="stall_timeout_s", type=float, metavar="SECONDS",
+                   help="fail (exit 1, naming what Ray cannot place) when no article moves for this "
+                        "long; 0 = never" + _default("stall_timeout_s"))
     p.add_argument("--run-id", help="run id recorded in every row (default: generated)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress line")
@@ -63,7 +66,8 @@ def config_only_settings() -> str:
 
 
 _FLAG_FIELDS = ("tasks", "re_model", "ner_model", "entities", "lexicon", "demo_model", "gpus", "batch_size",
-                "cpu_batch_size", "dtype", "max_new_tokens", "limit", "address", "run_id", "progress")
+                "cpu_batch_size", "dtype", "max_new_tokens", "limit", "address", "run_id", "progress",
+                "stall_timeout_s")
 
 
 def mining_values(args: argparse.Namespace) -> dict:
@@ -72,7 +76,7 @@ def mining_values(args: argparse.Namespace) -> dict:
             "entities": args.entities, "lexicon": args.lexicon, "demo_model": args.demo_model, "gpus": args.gpus,
             "batch_size": args.batch_size, "cpu_batch_size": args.cpu_batch_size, "dtype": args.dtype,
             "max_new_tokens": args.max_new_tokens, "limit": args.limit, "address": args.address,
-            "run_id": args.run_id, "progress": args.progress}
+            "run_id": args.run_id, "progress": args.progress, "stall_timeout_s": args.stall_timeout_s}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -50,6 +50,8 @@ class RunConfig(BaseModel):
     max_retries: int = Field(2, ge=0, description="retries of a batch whose GPU actor died")
     max_actor_restarts: int = Field(3, ge=0, description="replacements of a dead GPU actor")
     object_store_memory_gb: float | None = Field(None, gt=0, description="Ray Data object-store budget")
+    stall_timeout_s: float = Field(600, ge=0, description="watchdog: fail the run (exit 1, naming what Ray "
+                                   "cannot place) when no article moves for this long; 0 = off")
     rows_per_file: int = Field(100_000, ge=1, description="output rows per file-group (articles per Parquet file)")
     run_id: str | None = None
     progress: bool = True

@@ -12,7 +12,6 @@ A rerun of a finished run stops after step 3 without starting any model.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
@@ -20,7 +19,6 @@ import time
 import traceback
 import uuid
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,6 +34,8 @@ from pipeline.dataflow.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
 from pipeline.dataflow.sink import ResultSink, recover
 from pipeline.dataflow.stages import PostprocessStage, TokenizeStage
+from pipeline.dataflow.ray_session import connect, repartition_rows, start_ray  # noqa: F401 (start_ray: plan.py)
+from pipeline.planning.placement import Placement, check_placement
 from pipeline.storage import Location
 
 log = logging.getLogger(__name__)
@@ -46,56 +46,13 @@ MINING_COLUMNS = ["pmid", "version", "title", "abstract", "journal_title", "pub_
                   "chemicals"]  # ChemicalList: the linker's article indexing (not written)
 
 
-def start_ray(config: RunConfig) -> Any:
-    """Join the cluster at config.address, or start a local Ray (reusing one already up)."""
-    import ray
-
-    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token chatter on a local run
-        if not verbose:  # no core-worker lines; failures are reported once, by their root cause
-            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose}
-        if config.address:
-            kwargs["address"] = config.address
-        if not verbose:
-            kwargs["logging_level"] = logging.WARNING
-        with _stderr_silenced(not verbose):  # the core worker's start-up line ("Set ray log level")
-            ray.init(**kwargs)
-    if not verbose:  # biomine's own progress line and failure report instead of Ray Data's logs
-        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = config.progress and verbose
-    ctx.enable_auto_log_stats = False
-    if config.object_store_memory_gb:
-        ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
-            object_store_memory=int(config.object_store_memory_gb * 2**30))
-    return ray
-
-
-@contextlib.contextmanager
-def _stderr_silenced(enabled: bool) -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the block (C++ logs bypass Python's logging)."""
-    if not enabled:
-        yield
-        return
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def index_files(ray: Any, files: list[str], output: str | Location | None = None) -> tuple[pa.Table | None, list[dict]]:
+def index_files(ray: Any, files: list[str], output: str | Location | None = None,
+                num_cpus: float = 0.5) -> tuple[pa.Table | None, list[dict]]:
     """Index every file (one task each, or its cached index in OUT/_index/); damaged files give
     error rows. File ranks in `files` (NLM order) are the update order (file_seq)."""
     from pipeline.planning.index_cache import index_files as cached_index
 
-    index, errors, _ = cached_index(ray, files, output)
+    index, errors, _ = cached_index(ray, files, output, num_cpus=num_cpus)
     return index, errors
 
 
@@ -133,22 +90,17 @@ def keep_lists(files: list[str], pending: pa.Table) -> dict[str, np.ndarray]:
     return {os.path.basename(files[int(i)]): pos[s:e] for i, s, e in zip(ids, starts, bounds)}
 
 
-def _cpu_share(ray: Any) -> float:
-    """CPUs per task/actor: whole cores on real machines, a quarter on tiny boxes, where whole-CPU
-    read tasks could wait forever behind the stage actors (ray #44687)."""
-    return 1.0 if ray.cluster_resources().get("CPU", 1) >= 8 else 0.25
+def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str,
+                  placement: Placement | None = None) -> Any:
+    """The lazy Ray Dataset for the pending records (no work happens until it is written).
 
-
-def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str) -> Any:
-    """The lazy Ray Dataset for the pending records (no work happens until it is written)."""
+    Every CPU request is sized per node (`pipeline.planning.placement`), never from cluster totals."""
     from pipeline.dataflow.gpu_stage import GPU_FAULT_ENV, GenerateStage, gpu_pool_options
     from pipeline.pubmed.read import read_pubmed
 
+    placement = placement or check_placement(ray, config)
     keep = keep_lists(files, pending)
-    cpu = _cpu_share(ray)
-    gpus_total = int(ray.cluster_resources().get("GPU", 0))
-    gpu_actors = config.gpus if config.gpus is not None else gpus_total
-    cpu_actors = config.cpu_actors or max(2, 2 * gpu_actors)
+    cpu, gpu_actors, cpu_actors = placement.cpu, placement.gpu_actors, placement.cpu_actors
     # each read task gets only its own file's keep-list and parses nothing else; read errors
     # of kept records come along (folded into their article row, counted)
     ds = read_pubmed([f for f in files if os.path.basename(f) in keep], num_cpus=cpu,
@@ -160,7 +112,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                         compute=pool(min_size=1, max_size=cpu_actors), num_cpus=cpu)
     # one GPU-stage batch per block: Ray runs a task's batches one after another, so blocks of
     # many batches would keep only a few batches in flight (one per task) and starve the engine
-    ds = ds.repartition(target_num_rows_per_block=config.batch_size)
+    ds = repartition_rows(ds, config.batch_size, cpu)
     with warnings.catch_warnings():
         # Ray 2.60 has no named parameter for bounded actor restarts / task retries (its
         # default is unbounded, so an actor that dies on every try would loop forever).
@@ -170,7 +122,7 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                                                    "die_once": os.environ.get(GPU_FAULT_ENV)},
                             batch_size=config.batch_size, batch_format="pyarrow",
                             compute=pool(size=max(gpu_actors, 1), **gpu_pool_options(config)),
-                            num_gpus=1 if gpu_actors > 0 else 0, num_cpus=cpu,
+                            num_gpus=1 if gpu_actors > 0 else 0, num_cpus=placement.gpu_actor_cpu,
                             max_restarts=config.max_actor_restarts,
                             max_task_retries=config.max_retries)
     return ds.map_batches(PostprocessStage, fn_constructor_kwargs={"config": config, "run_id": run_id},
@@ -195,17 +147,17 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
     started = time.time()
     files = expand_inputs(config.inputs)  # missing paths fail here, before any work
     check_run(config, files)  # bad models, -o, unreadable inputs: before Ray, nothing written
+    ray, placement = connect(config)  # a cluster that cannot run the plan: refused, nothing written
     out = Location.open(config.output)  # the one resolution of -o; passed on from here
     previous = read_manifest(out)
     locked_before = _run_lock_exists(out)
     run_id = _run_id(config, out)
     status, failure, explained, log_path, details = "failed", None, None, None, None
-    index, file_errors, sink, progress, ray = None, [], None, None, None
+    index, file_errors, sink, progress = None, [], None, None
     counts = {"records": 0, "deletions": 0, "latest": 0, "done": 0, "pending": 0}
     try:
-        ray = start_ray(config)
         done = recover(out, TABLE_NAMES)
-        index, file_errors = index_files(ray, files, out)
+        index, file_errors = index_files(ray, files, out, placement.index_cpu)
         _write_file_errors(out, file_errors)
         pending, counts = select_pending(index, done, config.limit)
         log.info("%d files: %d records, %d deletions -> %d latest; %d already done, %d to mine",
@@ -222,7 +174,7 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
         if pending.num_rows:
             status = "failed"
             progress.start()
-            _execute(ray, config, files, pending, run_id, sink)
+            _execute(ray, config, files, pending, run_id, sink, placement, progress)
             status = "finished"
     except KeyboardInterrupt:
         status, failure = "interrupted", "interrupted by the user (Ctrl-C / SIGINT)"
@@ -250,7 +202,7 @@ def run(config: RunConfig, *, strict: bool = False) -> dict:
         current["engine"] = collect_engine_counters(out, started)  # this invocation's GPU actors
         if config.lexicon:  # linked share per type (pipeline.linking.summary)
             current["linking"] = _linking_summary(out)
-        entry = invocation_entry(run_id, status, started, time.time(), written, _device(ray, config),
+        entry = invocation_entry(run_id, status, started, time.time(), written, _device(ray, placement, config),
                                  failure, counts["pending"])
         manifest = with_history(previous, current, entry)
         write_json(out, "_manifest.json", manifest)
@@ -283,13 +235,13 @@ def _linking_summary(output: str) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def _device(ray: Any, config: RunConfig) -> dict[str, Any]:
+def _device(ray: Any, placement: Placement, config: RunConfig) -> dict[str, Any]:
     """What the run ran on: cluster CPUs and GPUs, and where."""
     if ray is None or not ray.is_initialized():
         return {"address": config.address or "local"}
     res = ray.cluster_resources()
     return {"address": config.address or "local", "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0),
-            "gpu_actors": config.gpus if config.gpus is not None else int(res.get("GPU", 0))}
+            "gpu_actors": placement.gpu_actors, "nodes": len(placement.nodes)}
 
 
 def _write_log(out: Location, run_id: str, text: str, relative: bool = False) -> str | None:
@@ -317,10 +269,19 @@ def _remove_run_lock(out: Location) -> None:
 
 
 def _execute(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, run_id: str,
-             sink: ResultSink) -> None:
-    """Build and write the dataset (its only reference lives in this frame)."""
-    ds = build_dataset(ray, config, files, pending, run_id)
-    ds.write_datasink(sink, ray_remote_args={"num_cpus": _cpu_share(ray)})
+             sink: ResultSink, placement: Placement, progress: Any) -> None:
+    """Build and write the dataset (its only reference lives in this frame), under the watchdog."""
+    from pipeline.dataflow.watchdog import Watchdog, cluster_snapshot, diagnose
+
+    def moved() -> tuple[int, int]:
+        return progress.counts["articles"], progress.through_model
+
+    watchdog = Watchdog(moved, config.stall_timeout_s, lambda: diagnose(*cluster_snapshot(ray))).start()
+    try:
+        ds = build_dataset(ray, config, files, pending, run_id, placement)
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": placement.cpu})
+    finally:
+        watchdog.stop()
 
 
 def _run_id(config: RunConfig, out: Location) -> str:

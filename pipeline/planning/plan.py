@@ -38,15 +38,16 @@ def output_bytes_per_article(output: str | Location) -> tuple[float | None, int]
 
 def plan(config: RunConfig) -> dict[str, Any]:
     """The run's plan: index (cached), update semantics, committed work; nothing is mined."""
-    from pipeline.dataflow.build import index_files, select_pending, start_ray
+    from pipeline.dataflow.build import index_files, select_pending
+    from pipeline.dataflow.ray_session import connect
     from pipeline.pubmed.read import expand_inputs
 
     started = time.perf_counter()
     files = expand_inputs(config.inputs)
-    ray = start_ray(config)
+    ray, placement = connect(config)  # a cluster that cannot run the plan is refused here too
     out = Location.open(config.output)
     done = recover(out, TABLE_NAMES, delete=False)
-    index, errors = index_files(ray, files, out)
+    index, errors = index_files(ray, files, out, placement.index_cpu)
     pending, counts = select_pending(index, done, config.limit)
     per_article, measured_rows = output_bytes_per_article(out)
     basis = f"measured on {measured_rows} committed articles" if per_article else "default"

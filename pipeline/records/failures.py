@@ -16,7 +16,7 @@ _TRANSIENT = {"OutOfMemoryError", "ObjectLostError", "ObjectFetchTimedOutError",
 _PERMANENT = {"ValueError", "FileNotFoundError", "KeyError", "TypeError", "ImportError",
               "ModuleNotFoundError", "AttributeError", "NotADirectoryError", "IsADirectoryError",
               "PermissionError", "JSONDecodeError", "NotImplementedError", "IndexError",
-              "PreflightError", "PubmedParseError", "AssertionError"}
+              "PreflightError", "PubmedParseError", "AssertionError", "StallError"}
 
 
 class RunFailed(RuntimeError):
