@@ -34,7 +34,7 @@ from pipeline.dataflow.outputs import OUTPUT_TABLES, TABLE_NAMES
 from pipeline.pubmed.schema import ERROR_SCHEMA
 from pipeline.dataflow.sink import ResultSink, recover
 from pipeline.dataflow.stages import PostprocessStage, TokenizeStage
-from pipeline.dataflow.ray_session import connect, repartition_rows, start_ray  # noqa: F401 (start_ray: plan.py)
+from pipeline.dataflow.ray_session import connect, repartition_rows
 from pipeline.planning.placement import Placement, check_placement
 from pipeline.storage import Location
 

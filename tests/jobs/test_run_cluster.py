@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,33 +21,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from tests.cluster.nodes import free_ports, pids_naming
+
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct TCP ports free on loopback right now."""
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def pids_naming(text: str) -> list[int]:
-    """Processes whose command line contains `text` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-            except OSError:  # the process ended meanwhile
-                continue
-            if text in cmd:
-                found.append(int(entry.name))
-    return found
 
 
 def stop_cluster(pgid: int, temp_dir: str) -> None:
