@@ -9,7 +9,6 @@ import pyarrow.dataset as pads
 import pytest
 
 from jobs.cli import main
-from jobs.run import sample_inputs
 
 pytestmark = pytest.mark.ray
 
