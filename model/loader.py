@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
 BIN, BIN_INDEX = "pytorch_model.bin", "pytorch_model.bin.index.json"
-TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "added_tokens.json",
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "added_tokens.json",
                    "special_tokens_map.json")
 HUB_PATTERNS = ["config.json", "*.safetensors", SAFETENSORS_INDEX, BIN, BIN_INDEX, *TOKENIZER_FILES]
 _REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 MAX_CACHE = 200_000
+ROLES = ("bos_token", "eos_token", "unk_token", "pad_token")
 Entry = tuple[tuple[int, ...], tuple[tuple[int, int], ...]]  # ids and spans relative to the word start
 
 
@@ -67,6 +68,7 @@ class WordBPETokenizer:
         self._bpe = BytePairEncoder(ranks, suffix=self.suffix)
         self._added: dict[str, int] = {}
         self._cache: dict[str, Entry] = {}
+        self.specials = dict(self.specials)  # per instance: add_special_token may extend it
         for tok in self.specials.values():
             if tok in self._vocab:
                 self._added[tok] = self._vocab[tok]
@@ -136,6 +138,12 @@ class WordBPETokenizer:
             ids.append(self._added[tok])
         self._rebuild()
         return ids
+
+    def add_special_token(self, role: str, token: str) -> int:
+        """Give the tokenizer a special token for `role` (e.g. an eos for OpenAI GPT, which has none)."""
+        idx = self.add_tokens([token])[0]
+        self.specials[role] = token
+        return idx
 
     def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
         """Pieces to ids (unknown -> unk id, or -1 without one)."""
@@ -238,12 +246,19 @@ class WordBPETokenizer:
         else:
             raise FileNotFoundError(f"{folder}: needs vocab.json + merges.txt or tokenizer.json")
         config = folder / "tokenizer_config.json"
+        roles: dict[str, str] = {}
         if config.is_file():
-            decoder = json.loads(config.read_text(encoding="utf-8")).get("added_tokens_decoder", {})
+            raw = json.loads(config.read_text(encoding="utf-8"))
+            decoder = raw.get("added_tokens_decoder", {})
             added.update({entry["content"]: int(idx) for idx, entry in decoder.items()})
+            roles = {k: v for k, v in raw.items() if k in ROLES and isinstance(v, str)}
         if (folder / "added_tokens.json").is_file():
             added.update(read_vocab_json(folder / "added_tokens.json"))
-        return cls(vocab, merges, {t: i for t, i in added.items() if vocab.get(t) != i})
+        tokenizer = cls(vocab, merges, {t: i for t, i in added.items() if vocab.get(t) != i})
+        for role, token in roles.items():
+            if token in tokenizer._lookup and role not in tokenizer.specials:
+                tokenizer.specials[role] = token
+        return tokenizer
 
     from_pretrained = from_folder
 
