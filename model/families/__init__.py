@@ -49,8 +49,8 @@ def family_of_dict(raw: dict[str, Any]) -> Family:
     if model_type in MODEL_TYPES:
         return get_family(MODEL_TYPES[model_type])
     if archs or model_type:
-        raise ValueError(f"architectures {archs} / model_type {model_type!r} is not a supported family; "
-                         f"supported architectures: {sorted(ARCHITECTURES)}")
+        raise ValueError(f"model_type {model_type!r} / architectures {archs} is not BioGPT or a supported "
+                         "GPT family (GPT-2, GPT-Neo, OpenAI GPT)")
     return get_family("biogpt")
 
 

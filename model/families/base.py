@@ -293,6 +293,8 @@ class Family:
     tied_key: str  # checkpoint key of the LM head
     base_prefix: str  # what a base-model checkpoint's keys lack, e.g. "transformer."
     base_keys: tuple[str, ...]  # first parts of base-model keys
+    positions_key: str  # checkpoint key of the learned positions, rows = max_position_embeddings + offset
+    positions_offset: int = 0
     dropped: tuple[str, ...] = ()  # regexes of stored non-weights (old mask buffers)
     head_keys: dict[str, str] = field(default_factory=dict)  # classifier head -> its weight key
 

@@ -10,5 +10,6 @@ FAMILY = Family(
     token_classifier="BioGptForTokenClassification",
     embed_key="biogpt.embed_tokens.weight", tied_key="output_projection.weight", base_prefix="biogpt.",
     base_keys=("embed_tokens.", "embed_positions.", "layers.", "layer_norm."),
+    positions_key="biogpt.embed_positions.weight", positions_offset=2,
     head_keys={"BioGptForTokenClassification": "classifier.weight",
                "BioGptForSequenceClassification": "score.weight"})

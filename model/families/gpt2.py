@@ -164,6 +164,6 @@ FAMILY = Family(
     heads={c.__name__: c for c in (GPT2LMHeadModel, GPT2ForTokenClassification, GPT2ForSequenceClassification)},
     causal_lm="GPT2LMHeadModel", token_classifier="GPT2ForTokenClassification",
     embed_key="transformer.wte.weight", tied_key="lm_head.weight", base_prefix="transformer.",
-    base_keys=("wte.", "wpe.", "h.", "ln_f."),
+    base_keys=("wte.", "wpe.", "h.", "ln_f."), positions_key="transformer.wpe.weight",
     dropped=(r"(transformer\.)?h\.\d+\.attn\.(masked_)?bias",),
     head_keys={"GPT2ForTokenClassification": "classifier.weight", "GPT2ForSequenceClassification": "score.weight"})

@@ -204,7 +204,7 @@ FAMILY = Family(
                                    GPTNeoForSequenceClassification)},
     causal_lm="GPTNeoForCausalLM", token_classifier="GPTNeoForTokenClassification",
     embed_key="transformer.wte.weight", tied_key="lm_head.weight", base_prefix="transformer.",
-    base_keys=("wte.", "wpe.", "h.", "ln_f."),
+    base_keys=("wte.", "wpe.", "h.", "ln_f."), positions_key="transformer.wpe.weight",
     dropped=(r"(transformer\.)?h\.\d+\.attn\.attention\.(masked_)?bias",),
     head_keys={"GPTNeoForTokenClassification": "classifier.weight",
                "GPTNeoForSequenceClassification": "score.weight"})

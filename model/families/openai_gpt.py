@@ -115,6 +115,6 @@ FAMILY = Family(
     heads={c.__name__: c for c in (OpenAIGPTLMHeadModel, OpenAIGPTForSequenceClassification)},
     causal_lm="OpenAIGPTLMHeadModel", token_classifier=None,
     embed_key="transformer.tokens_embed.weight", tied_key="lm_head.weight", base_prefix="transformer.",
-    base_keys=("tokens_embed.", "positions_embed.", "h."),
+    base_keys=("tokens_embed.", "positions_embed.", "h."), positions_key="transformer.positions_embed.weight",
     dropped=(r"(transformer\.)?h\.\d+\.attn\.bias", r"(transformer\.)?position_ids"),
     head_keys={"OpenAIGPTForSequenceClassification": "score.weight"})
