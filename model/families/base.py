@@ -297,6 +297,7 @@ class Family:
     positions_offset: int = 0
     dropped: tuple[str, ...] = ()  # regexes of stored non-weights (old mask buffers)
     head_keys: dict[str, str] = field(default_factory=dict)  # classifier head -> its weight key
+    hf_config: str = ""  # the transformers config class (tests and benchmarks build the peer with it)
 
     def is_dropped(self, key: str) -> bool:
         """Whether a checkpoint key is a stored buffer, not a weight."""

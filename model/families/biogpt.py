@@ -6,6 +6,7 @@ from model.config import BioGptConfig
 from model.families.base import Family
 
 FAMILY = Family(
+    hf_config="BioGptConfig",
     name="biogpt", config_cls=BioGptConfig, heads=dict(HEADS), causal_lm="BioGptForCausalLM",
     token_classifier="BioGptForTokenClassification",
     embed_key="biogpt.embed_tokens.weight", tied_key="output_projection.weight", base_prefix="biogpt.",

@@ -160,6 +160,7 @@ class GPT2ForSequenceClassification(SequenceClassifierHead):
 
 
 FAMILY = Family(
+    hf_config="GPT2Config",
     name="gpt2", config_cls=GPT2Config,
     heads={c.__name__: c for c in (GPT2LMHeadModel, GPT2ForTokenClassification, GPT2ForSequenceClassification)},
     causal_lm="GPT2LMHeadModel", token_classifier="GPT2ForTokenClassification",

@@ -199,6 +199,7 @@ class GPTNeoForSequenceClassification(SequenceClassifierHead):
 
 
 FAMILY = Family(
+    hf_config="GPTNeoConfig",
     name="gpt_neo", config_cls=GPTNeoConfig,
     heads={c.__name__: c for c in (GPTNeoForCausalLM, GPTNeoForTokenClassification,
                                    GPTNeoForSequenceClassification)},

@@ -111,6 +111,7 @@ class OpenAIGPTForSequenceClassification(SequenceClassifierHead):
 
 
 FAMILY = Family(
+    hf_config="OpenAIGPTConfig",
     name="openai_gpt", config_cls=OpenAIGPTConfig,
     heads={c.__name__: c for c in (OpenAIGPTLMHeadModel, OpenAIGPTForSequenceClassification)},
     causal_lm="OpenAIGPTLMHeadModel", token_classifier=None,
