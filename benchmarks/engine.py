@@ -36,7 +36,7 @@ GPU_PEAKS: dict[str, tuple[float, float]] = {
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--preset", choices=("base", "large", "tiny"), default="base")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="base")
     p.add_argument("--dtype", default="float16")
     p.add_argument("--prompt-len", type=int, default=320)
     p.add_argument("--new-tokens", type=int, default=64)
@@ -45,17 +45,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
+    p.add_argument("--peers", default="hf_dynamic,hf_static,hf_static_compile",
+                   help="comma list of transformers peers (hf_dynamic, hf_static, hf_static_compile)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 
-def model_config(preset: str):
-    from model.config import BIOGPT_BASE, BIOGPT_LARGE, BioGptConfig
+PRESETS = {  # name -> (family, config kwargs); "tiny*" for CPU counters, the rest real shapes
+    "base": ("biogpt", {}),
+    "large": ("biogpt", dict(vocab_size=57717, hidden_size=1600, num_hidden_layers=48, num_attention_heads=25,
+                             intermediate_size=6400, max_position_embeddings=2048)),
+    "tiny": ("biogpt", dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=256, max_position_embeddings=512)),
+    "gpt-neo-125m": ("gpt_neo", dict(hidden_size=768, num_layers=12, num_heads=12,
+                                     attention_types=((("global", "local"), 6),))),
+    "gpt2": ("gpt2", {}),
+    "openai-gpt": ("openai_gpt", {}),
+    "biomedlm": ("gpt2", dict(vocab_size=28896, n_embd=2560, n_layer=32, n_head=20,
+                              scale_attn_by_inverse_layer_idx=True, bos_token_id=28895, eos_token_id=28895)),
+    "tiny-gpt-neo": ("gpt_neo", dict(vocab_size=1000, hidden_size=64, num_layers=2, num_heads=4,
+                                     max_position_embeddings=512, attention_types=((("global", "local"), 1),),
+                                     window_size=128)),
+    "tiny-gpt2": ("gpt2", dict(vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=512)),
+    "tiny-openai-gpt": ("openai_gpt", dict(vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=512)),
+}
 
-    if preset == "tiny":
-        return BioGptConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                            intermediate_size=256, max_position_embeddings=512)
-    return BIOGPT_BASE if preset == "base" else BIOGPT_LARGE
+
+def model_config(preset: str):
+    from model.families import get_family
+
+    family, kwargs = PRESETS[preset]
+    return get_family(family).config_cls(**kwargs)
+
+
+def mlp_width(cfg) -> int:
+    """The MLP width of any family's config."""
+    return getattr(cfg, "mlp_size", None) or cfg.intermediate_size
 
 
 def device_info() -> dict[str, Any]:
@@ -74,7 +99,7 @@ def device_info() -> dict[str, Any]:
 
 def bounds(cfg, prompt_len: int, new_tokens: int, info: dict[str, Any], bytes_per: int) -> dict[str, Any]:
     """Physical bound on abstracts/s: prefill FLOPs at peak + decode KV reads at peak bandwidth."""
-    d, layers, ffn = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
+    d, layers, ffn = cfg.hidden_size, cfg.num_hidden_layers, mlp_width(cfg)
     flops_per_token = 2 * layers * (4 * d * d + 2 * d * ffn) + 4 * layers * d * prompt_len / 2
     kv_bytes = 2 * layers * d * bytes_per * (prompt_len + new_tokens / 2) * new_tokens
     out: dict[str, Any] = {"prefill_gflop_per_token": flops_per_token / 1e9,
@@ -152,12 +177,11 @@ def run_with_lengths(engine, prompts: list[list[int]], params, lengths: list[int
 def run_engine(args, cfg, prompts, sizes, info, bnd) -> dict[str, Any]:
     import torch
 
-    from model.biogpt import BioGptForCausalLM
     from model.engine import Engine, EngineConfig
+    from model.loader import build_random_model
     from model.sampling import SamplingParams
 
-    model = BioGptForCausalLM(cfg)
-    model.init_weights(seed=args.seed)
+    model = build_random_model(cfg, seed=args.seed, device="cpu")
     engine = Engine(model, config=EngineConfig(dtype=args.dtype, max_num_seqs=args.max_num_seqs,
                                                max_model_len=args.prompt_len + args.new_tokens))
     params = SamplingParams(max_new_tokens=args.new_tokens, ignore_eos=True)
@@ -199,19 +223,19 @@ def run_peer(name: str, args, cfg, prompts, sizes, info, bnd) -> dict[str, Any]:
     import torch
     import transformers
 
-    from model.biogpt import BioGptForCausalLM
-
-    ours = BioGptForCausalLM(cfg)
-    ours.init_weights(seed=args.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     from model.engine import DTYPES
+    from model.families import family_of_config
+    from model.loader import build_random_model
 
+    family = family_of_config(cfg)
+    ours = build_random_model(cfg, seed=args.seed, device="cpu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = DTYPES[args.dtype]
-    hf = transformers.BioGptForCausalLM(transformers.BioGptConfig(**cfg.to_dict()))
-    hf.load_state_dict(ours.state_dict())
+    hf = getattr(transformers, family.causal_lm)(getattr(transformers, family.hf_config)(**cfg.to_dict()))
+    hf.load_state_dict(ours.state_dict(), strict=False)
     hf = hf.to(device=device, dtype=dtype).eval()
     kwargs: dict[str, Any] = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                                  do_sample=False, pad_token_id=cfg.pad_token_id)
+                                  do_sample=False, pad_token_id=cfg.fill_token_id)
     if name != "hf_dynamic":
         kwargs["cache_implementation"] = "static"
     if name == "hf_static_compile":
@@ -264,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                               "bounds": bnd}
     result["engine"] = run_engine(args, cfg, prompts, sizes, info, bnd)
     if not args.no_peers:
-        peers = ["hf_dynamic", "hf_static"] + ([] if args.no_compile else ["hf_static_compile"])
+        peers = [p for p in args.peers.split(",") if p and not (args.no_compile and p == "hf_static_compile")]
         for name in peers:
             try:
                 result[name] = run_peer(name, args, cfg, prompts, sizes, info, bnd)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.attention import DEFAULT_SPEC, AttnSpec, sdpa, window_mask
 from model.config import BioGptConfig
 
 POSITION_OFFSET = 2  # fairseq/HF learned positions start at row 2 (row 1 = padding)
@@ -24,8 +25,9 @@ POSITION_OFFSET = 2  # fairseq/HF learned positions start at row 2 (row 1 = padd
 class AttentionBackend(Protocol):
     """Computes attention for one layer given the new tokens' projections."""
 
-    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """q, k, v: (B, T, H, D) for the new tokens -> (B, T, H, D)."""
+    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor,
+               spec: AttnSpec = DEFAULT_SPEC) -> Tensor:
+        """q, k, v: (B, T, H, D) for the new tokens -> (B, T, H, D), with the layer's options."""
         ...
 
 
@@ -54,7 +56,8 @@ class DenseAttention:
         """Number of cached positions (0 without a cache)."""
         return self.cache[0][0].shape[1] if self.cache else 0
 
-    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor,
+               spec: AttnSpec = DEFAULT_SPEC) -> Tensor:
         if self.use_cache:
             if layer in self.cache:
                 k = torch.cat([self.cache[layer][0], k], dim=1)  # (B, Tp + T, H, D)
@@ -65,15 +68,14 @@ class DenseAttention:
         past = t_k - t_q
         q_pos = torch.arange(past, t_k, device=q.device)[:, None]  # (Tq, 1)
         k_pos = torch.arange(t_k, device=q.device)[None, :]  # (1, Tk)
-        allowed = (k_pos <= q_pos)[None]  # (1, Tq, Tk) causal
+        allowed = window_mask(q_pos, k_pos, spec.window)[None]  # (1, Tq, Tk) causal (windowed)
         if self.key_mask is not None:
             keys = self.key_mask[:, -t_k:].bool()[:, None, :]  # (B, 1, Tk)
             # a query always sees itself, so padded rows stay finite (no all-masked softmax)
             allowed = (allowed & keys) | (k_pos == q_pos)[None]
         mask = allowed[:, None]  # (B|1, 1, Tq, Tk)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),  # (B, H, T, D)
-            attn_mask=mask, dropout_p=self.dropout_p)
+        out = sdpa(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),  # (B, H, T, D)
+                   spec, mask=mask, dropout_p=self.dropout_p)
         return out.transpose(1, 2)  # (B, Tq, H, D)
 
 
@@ -147,6 +149,9 @@ class BioGptDecoder(nn.Module):
 class _BioGptBase(nn.Module):
     """Shared plumbing: the decoder under the HF name `biogpt`, padded-batch convenience."""
 
+    base_model_prefix = "biogpt"  # the body's attribute (and checkpoint key prefix), as in HF
+    is_causal_lm = False
+
     def __init__(self, config: BioGptConfig) -> None:
         super().__init__()
         self.config = config
@@ -188,6 +193,8 @@ class _BioGptBase(nn.Module):
 
 class BioGptForCausalLM(_BioGptBase):
     """Language-model head tied to the token embedding."""
+
+    is_causal_lm = True
 
     def __init__(self, config: BioGptConfig) -> None:
         super().__init__(config)

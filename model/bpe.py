@@ -128,10 +128,11 @@ def piece_spans(units: list[str], pieces: list[str]) -> tuple[tuple[int, int], .
 
 
 class BytePairEncoder:
-    """Greedy lowest-rank BPE over one Moses token, `</w>` on its last symbol (HF's algorithm)."""
+    """Greedy lowest-rank BPE over one word, `suffix` (`</w>`; "" for byte-level) on its last symbol."""
 
-    def __init__(self, ranks: dict[tuple[str, str], int]) -> None:
+    def __init__(self, ranks: dict[tuple[str, str], int], suffix: str = END) -> None:
         self.ranks = ranks
+        self.suffix = suffix
         # Merging one occurrence at a time equals HF's merge-all-occurrences step when no merge
         # uses a symbol before the last merge that creates it (true of learned merge lists).
         created: dict[str, int] = {}
@@ -141,10 +142,10 @@ class BytePairEncoder:
                                for (a, b), rank in ranks.items())
 
     def __call__(self, token: str) -> list[str]:
-        """The BPE pieces of `token` (the last one ends in `</w>`)."""
-        word = [*token[:-1], token[-1] + END]
+        """The BPE pieces of `token` (the last one ends in the suffix)."""
+        word = [*token[:-1], token[-1] + self.suffix]
         word = self._incremental(word) if self.incremental else self._by_pair(word)
-        if word == ["\n", " " + END]:  # HF's special case for "\n  </w>"
+        if self.suffix == END and word == ["\n", " " + END]:  # HF's special case for "\n  </w>"
             word = ["\n" + END]
         return word
 

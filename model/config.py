@@ -50,6 +50,11 @@ class BioGptConfig:
         return self.hidden_size // self.num_attention_heads
 
     @property
+    def fill_token_id(self) -> int:
+        """Id the engine puts in padded rows (never attended)."""
+        return self.pad_token_id
+
+    @property
     def num_labels(self) -> int:
         """Number of classification labels (0 when the config has none)."""
         return len(self.id2label) if self.id2label else 0

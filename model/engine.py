@@ -1,4 +1,4 @@
-"""Offline batch generation engine for BioGPT: KV cache, continuous batching, greedy and beam.
+"""Offline batch generation engine for every model family (model.families): KV cache, continuous batching, greedy and beam.
 
 `Engine.generate(prompts, params)` returns one `Generation` per prompt in prompt order;
 `generate_stream` takes any iterable of prompts and yields results as they finish;
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from math import ceil
 
@@ -111,11 +111,11 @@ class Engine:
             raise ValueError(f"max_model_len {self.max_model_len} exceeds the model's "
                              f"max_position_embeddings {max_pos}")
         self.model = model.to(device=self.device, dtype=self.dtype).eval()  # in place
-        self.runner = ModelRunner(self.model, self.device, model.config.pad_token_id,
+        self.runner = ModelRunner(self.model, self.device, model.config.fill_token_id,
                                   use_cuda_graphs=not config.enforce_eager)
         self.cache: SlotKVCache | None = None
         self.counters = EngineCounters()
-        self.is_lm = hasattr(model, "output_projection")
+        self.is_lm = bool(getattr(model, "is_causal_lm", False))
         if self.is_lm:
             self._allocate_cache()
 
@@ -167,11 +167,19 @@ class Engine:
     def session(self, params: SamplingParams) -> GenerationSession:
         """A fresh step-by-step session over this engine's cache (one at a time per engine)."""
         if not self.is_lm:
-            raise ValueError("generate needs a causal-LM model (BioGptForCausalLM)")
+            raise ValueError("generate needs a causal-LM model (e.g. BioGptForCausalLM, GPT2LMHeadModel)")
+        params = self.resolve(params)
         capacity = self.cache.num_slots // params.num_beams
         return GenerationSession(self.runner, params, self.model_config.vocab_size, self.max_model_len,
                                  self.config.max_num_batched_tokens,
                                  ceil(capacity * self.config.refill_fraction), self.counters)
+
+    def resolve(self, params: SamplingParams) -> SamplingParams:
+        """Fill in the model's eos when params leave it None (a model without one never stops on eos)."""
+        if params.eos_token_id is not None:
+            return params
+        eos = self.model_config.eos_token_id
+        return replace(params, eos_token_id=0 if eos is None else eos, ignore_eos=params.ignore_eos or eos is None)
 
     def request(self, index: int, prompt: list[int], params: SamplingParams, tag: object = None) -> Request:
         """A validated request for a session (max_new_tokens capped by max_model_len)."""

@@ -17,14 +17,15 @@ beam-search cache reorder a single indexing op.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from model.config import BioGptConfig
+from model.attention import DEFAULT_SPEC, AttnSpec, causal_sdpa, sdpa, window_mask
 
 
-def kv_bytes_per_token(config: BioGptConfig, dtype: torch.dtype) -> int:
+def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
     """Bytes of K and V for one token over all layers."""
     elem = torch.empty((), dtype=dtype).element_size()
     return 2 * config.num_hidden_layers * config.hidden_size * elem
@@ -33,9 +34,9 @@ def kv_bytes_per_token(config: BioGptConfig, dtype: torch.dtype) -> int:
 class CausalAttention:
     """No-cache backend for right-padded batches: causal SDPA (pads sit after real tokens)."""
 
-    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)  # (B, H, T, D)
+    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor,
+               spec: AttnSpec = DEFAULT_SPEC) -> Tensor:
+        out = causal_sdpa(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), spec)  # (B, H, T, D)
         return out.transpose(1, 2)  # (B, T, H, D)
 
 
@@ -44,10 +45,10 @@ class SlotKVCache:
 
     Modes: `prefill` (right-padded new prompts written to `slots[:, :T]`, causal attention over
     themselves), `decode` (row i = slot i, one new token at `positions[i]`, attention over
-    `kv[..., :key_len]` masked to keys <= position).
+    `kv[..., :key_len]` masked to keys <= position, and > position - window on windowed layers).
     """
 
-    def __init__(self, config: BioGptConfig, num_slots: int, max_model_len: int,
+    def __init__(self, config: Any, num_slots: int, max_model_len: int,
                  dtype: torch.dtype, device: torch.device) -> None:
         if num_slots < 1:
             raise ValueError(f"KV cache needs at least one slot, got {num_slots}")
@@ -62,7 +63,7 @@ class SlotKVCache:
         self.slots: Tensor | None = None  # (B,) prefill target slots
         self.positions: Tensor | None = None  # (R, 1) decode positions
         self.key_len = 0
-        self._mask: Tensor | None = None
+        self._masks: dict[int | None, Tensor] = {}  # decode masks of this step, one per window
 
     @property
     def nbytes(self) -> int:
@@ -76,34 +77,36 @@ class SlotKVCache:
     def set_decode(self, positions: Tensor, key_len: int) -> None:
         """Next forward decodes rows [:R] (= slots [:R]) at `positions` (R, 1), keys [:key_len]."""
         self.mode, self.positions, self.key_len = "decode", positions, key_len
-        self._mask = None
+        self._masks = {}
 
-    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor,
+               spec: AttnSpec = DEFAULT_SPEC) -> Tensor:
         """Write the new k/v into the cache, then attend (q, k, v: (B, T, H, D))."""
         if self.mode == "prefill":
-            return self._prefill(layer, q, k, v)
-        return self._decode(layer, q, k, v)
+            return self._prefill(layer, q, k, v, spec)
+        return self._decode(layer, q, k, v, spec)
 
-    def _prefill(self, layer: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def _prefill(self, layer: int, q: Tensor, k: Tensor, v: Tensor, spec: AttnSpec) -> Tensor:
         t = q.shape[1]
         k_t, v_t = k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
         self.kv[layer, 0, self.slots, :, :t] = k_t
         self.kv[layer, 1, self.slots, :, :t] = v_t
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k_t, v_t, is_causal=True)
+        out = causal_sdpa(q.transpose(1, 2), k_t, v_t, spec)  # (B, H, T, D)
         return out.transpose(1, 2)  # (B, T, H, D)
 
-    def _decode(self, layer: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def _decode(self, layer: int, q: Tensor, k: Tensor, v: Tensor, spec: AttnSpec) -> Tensor:
         rows = q.shape[0]
         pos = self.positions[:, 0]  # (R,)
         ids = self.row_ids[:rows]
         self.kv[layer, 0][ids, :, pos] = k[:, 0]  # (R, H, D) into slot r at its position
         self.kv[layer, 1][ids, :, pos] = v[:, 0]
-        if self._mask is None:  # built once per step, shared by all layers
-            self._mask = (self.key_pos[:self.key_len][None, :] <= self.positions)[:, None, None, :]
+        mask = self._masks.get(spec.window)
+        if mask is None:  # built once per step and window, shared by the layers that use it
+            mask = window_mask(self.positions, self.key_pos[:self.key_len][None, :], spec.window)  # (R, Lk)
+            mask = self._masks[spec.window] = mask[:, None, None, :]  # (R, 1, 1, Lk)
         keys = self.kv[layer, 0, :rows, :, :self.key_len]  # (R, H, Lk, D) view, no copy
         values = self.kv[layer, 1, :rows, :, :self.key_len]
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values,
-                                             attn_mask=self._mask)  # (R, H, 1, D)
+        out = sdpa(q.transpose(1, 2), keys, values, spec, mask=mask)  # (R, H, 1, D)
         return out.transpose(1, 2)  # (R, 1, H, D)
 
     def copy_slots(self, src: list[int], dst: list[int], length: int) -> None:

@@ -1,4 +1,4 @@
-"""Load and save BioGPT weights: HF folders or hub repo ids, safetensors or .bin, built on the meta device."""
+"""Load and save weights of any model family: HF folders or hub repo ids, safetensors or .bin, built on the meta device."""
 from __future__ import annotations
 
 import hashlib
@@ -7,25 +7,23 @@ import logging
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from model.biogpt import HEADS, BioGptForCausalLM, _BioGptBase
 from model.bundled import bundled_dir, is_bundled
-from model.config import PRESETS, BioGptConfig
+from model.config import PRESETS
+from model.families import family_of_config, family_of_head, family_of_model, read_config
+from model.families.base import Family
 
 log = logging.getLogger(__name__)
 
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
 BIN, BIN_INDEX = "pytorch_model.bin", "pytorch_model.bin.index.json"
-TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "added_tokens.json",
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "added_tokens.json",
                    "special_tokens_map.json")
 HUB_PATTERNS = ["config.json", "*.safetensors", SAFETENSORS_INDEX, BIN, BIN_INDEX, *TOKENIZER_FILES]
-TIED_KEY, EMBED_KEY = "output_projection.weight", "biogpt.embed_tokens.weight"
-HEAD_KEYS = {"BioGptForTokenClassification": "classifier.weight",
-             "BioGptForSequenceClassification": "score.weight"}
-_BASE_PREFIXES = ("embed_tokens.", "embed_positions.", "layers.", "layer_norm.")
 _REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
            "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
@@ -121,40 +119,63 @@ def _torch_load(file: Path) -> dict[str, Tensor]:
 
 def load_model(path_or_repo_id: str | Path, dtype: torch.dtype | str = torch.float32,
                device: str | torch.device | None = None, head: str | None = None,
-               revision: str | None = None) -> _BioGptBase:
-    """A BioGPT model (eval mode) from an HF-layout folder or hub repo id; head from config if None."""
+               revision: str | None = None) -> nn.Module:
+    """A model of any family (eval mode) from an HF-layout folder or hub repo id.
+
+    The family comes from config.json's `architectures`; `head` defaults to the config's and
+    may name any family's head of the same role (e.g. "BioGptForCausalLM" on a GPT-2 folder
+    gives GPT2LMHeadModel), so recipes need not know the family.
+    """
     model_dir = resolve_model_dir(path_or_repo_id, revision)
     files = weight_files(model_dir)
     state = read_state_dict(files)
     config = _read_config(model_dir)
-    head = head or _head_from_config(config)
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; expected one of {sorted(HEADS)}")
-    config = _with_labels(config, head, state)
+    family = family_of_config(config)
+    head = same_role_head(family, head) if head else _head_from_config(config, family)
+    config = _with_labels(config, family, head, state)
     where = files[0] if len(files) == 1 else model_dir
     return build_from_state_dict(config, head, state, dtype, device, source=str(where))
 
 
-def build_from_state_dict(config: BioGptConfig, head: str, state: dict[str, Tensor],
+def same_role_head(family: Family, head: str) -> str:
+    """`head` if the family has it, else the family's head with the same role (causal LM, token, sequence)."""
+    if head in family.heads:
+        return head
+    other = family_of_head(head)
+    if head == other.causal_lm:
+        return family.causal_lm
+    if head == other.token_classifier:
+        if family.token_classifier is None:
+            raise ValueError(f"family {family.name} has no token-classification head in transformers")
+        return family.token_classifier
+    for name in family.heads:
+        if name.endswith("ForSequenceClassification") and head.endswith("ForSequenceClassification"):
+            return name
+    raise ValueError(f"family {family.name} has no head like {head!r}; it has {sorted(family.heads)}")
+
+
+def build_from_state_dict(config: Any, head: str, state: dict[str, Tensor],
                           dtype: torch.dtype | str = torch.float32,
-                          device: str | torch.device | None = None, source: str = "state dict") -> _BioGptBase:
+                          device: str | torch.device | None = None, source: str = "state dict") -> nn.Module:
     """Build `head` on the meta device and assign `state` (HF or base-model key names), checked."""
     dtype = to_dtype(dtype)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    family = family_of_config(config)
+    head = same_role_head(family, head)
     with torch.device("meta"):
-        model = HEADS[head](config)
-    state = _normalise_keys(state)
+        model = family.heads[head](config)
+    state = _normalise_keys(family, state)
     expected = model.state_dict()
-    tied = isinstance(model, BioGptForCausalLM)
+    tied = _is_tied(model)
     if tied:
-        state = _drop_tied_head(state, source)
-        expected = {k: v for k, v in expected.items() if k != TIED_KEY}
+        state = _drop_tied_head(family, state, source)
+        expected = {k: v for k, v in expected.items() if k != family.tied_key}
     _check_keys(expected, state, source)
     for key in list(state):  # one tensor at a time: the checkpoint is never held twice
         tensor = state.pop(key)
         state[key] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
     model.load_state_dict(state, strict=False, assign=True)
-    if tied:
+    if model.is_causal_lm:
         model.tie_weights()
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
@@ -162,24 +183,28 @@ def build_from_state_dict(config: BioGptConfig, head: str, state: dict[str, Tens
     return model.eval()
 
 
-def _read_config(model_dir: Path) -> BioGptConfig:
+def _is_tied(model: nn.Module) -> bool:
+    return bool(model.is_causal_lm and getattr(model.config, "tie_word_embeddings", True))
+
+
+def _read_config(model_dir: Path) -> Any:
     path = model_dir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no config.json")
-    return BioGptConfig.from_json_file(path)
+    return read_config(path)
 
 
-def _head_from_config(config: BioGptConfig) -> str:
+def _head_from_config(config: Any, family: Family) -> str:
     for name in config.architectures:
-        if name in HEADS:
+        if name in family.heads:
             return name
-    log.info("architectures %s name no head; using BioGptForCausalLM", list(config.architectures))
-    return "BioGptForCausalLM"
+    log.info("architectures %s name no head; using %s", list(config.architectures), family.causal_lm)
+    return family.causal_lm
 
 
-def _with_labels(config: BioGptConfig, head: str, state: dict[str, Tensor]) -> BioGptConfig:
+def _with_labels(config: Any, family: Family, head: str, state: dict[str, Tensor]) -> Any:
     """HF omits id2label for 2 labels: take the label count from the head's weight then."""
-    key = HEAD_KEYS.get(head)
+    key = family.head_keys.get(head)
     if key is None or config.id2label:
         return config
     weight = state.get(key)
@@ -188,20 +213,22 @@ def _with_labels(config: BioGptConfig, head: str, state: dict[str, Tensor]) -> B
     return replace(config, id2label={i: f"LABEL_{i}" for i in range(weight.shape[0])})
 
 
-def _normalise_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Base-model (BioGptModel) names gain the `biogpt.` prefix; HF names pass unchanged."""
-    return {("biogpt." + k if k.startswith(_BASE_PREFIXES) else k): v for k, v in state.items()}
+def _normalise_keys(family: Family, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Base-model names gain the family prefix (`biogpt.`, `transformer.`); stored mask buffers are dropped."""
+    return {(family.base_prefix + k if k.startswith(family.base_keys) else k): v
+            for k, v in state.items() if not family.is_dropped(k)}
 
 
-def _drop_tied_head(state: dict[str, Tensor], source: str) -> dict[str, Tensor]:
-    """The LM head is tied to embed_tokens (embed_tokens wins, as in HF); a stored copy is dropped."""
-    head = state.pop(TIED_KEY, None)
-    embed = state.get(EMBED_KEY)
+def _drop_tied_head(family: Family, state: dict[str, Tensor], source: str) -> dict[str, Tensor]:
+    """The LM head is tied to the token embedding (embedding wins, as in HF); a stored copy is dropped."""
+    tied_key, embed_key = family.tied_key, family.embed_key
+    head = state.pop(tied_key, None)
+    embed = state.get(embed_key)
     if head is not None and embed is not None and head.shape == embed.shape and not torch.equal(head, embed):
         log.warning("%s: %s differs from %s; tying to the embedding as transformers does",
-                    source, TIED_KEY, EMBED_KEY)
+                    source, tied_key, embed_key)
     elif head is not None and embed is not None and head.shape != embed.shape:
-        raise ValueError(f"{source}: {TIED_KEY} has shape {tuple(head.shape)} but {EMBED_KEY} "
+        raise ValueError(f"{source}: {tied_key} has shape {tuple(head.shape)} but {embed_key} "
                          f"has {tuple(embed.shape)}")
     return state
 
@@ -218,13 +245,14 @@ def _check_keys(expected: dict[str, Tensor], state: dict[str, Tensor], source: s
         raise ValueError(f"{source}: checkpoint does not fit the model config; " + "; ".join(problems))
 
 
-def save_pretrained(model: _BioGptBase, directory: str | Path, tokenizer: object | None = None,
+def save_pretrained(model: nn.Module, directory: str | Path, tokenizer: object | None = None,
                     safe_serialization: bool = True) -> None:
     """Write config.json + model.safetensors (or pytorch_model.bin), tied head not duplicated."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    tied_key = family_of_model(model).tied_key
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()
-             if not (k == TIED_KEY and isinstance(model, BioGptForCausalLM))}
+             if not (k == tied_key and _is_tied(model))}
     if safe_serialization:
         from safetensors.torch import save_file
 
@@ -252,13 +280,16 @@ def weights_fingerprint(path_or_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-def build_random_model(config: BioGptConfig, head: str = "BioGptForCausalLM", seed: int = 0,
+def build_random_model(config: Any, head: str | None = None, seed: int = 0,
                        dtype: torch.dtype | str = torch.float32,
-                       device: str | torch.device | None = None) -> _BioGptBase:
-    """A randomly initialised model (HF-style init, seeded) for tests and demos, in eval mode."""
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; expected one of {sorted(HEADS)}")
-    model = HEADS[head](config)
+                       device: str | torch.device | None = None) -> nn.Module:
+    """A randomly initialised model of config's family (HF-style init, seeded), in eval mode.
+
+    `head` defaults to the family's causal LM and may name any family's head of the same role.
+    """
+    family = family_of_config(config)
+    head = same_role_head(family, head) if head else family.causal_lm
+    model = family.heads[head](config)
     model.init_weights(seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device=device, dtype=to_dtype(dtype)).eval()

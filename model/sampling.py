@@ -27,7 +27,7 @@ class SamplingParams:
     length_penalty: float = 1.0  # beam score = sum logprob / (generated_len ** length_penalty)
     early_stopping: bool | str = False  # True, False or "never", as in HF
     ignore_eos: bool = False  # never stop on eos (benchmarks force the full length)
-    eos_token_id: int = 2
+    eos_token_id: int | None = None  # None: the model's eos (Engine.session fills it in)
     logprobs: bool = False  # greedy: compute each chosen token's log-prob (cumulative_logprob)
 
     def __post_init__(self) -> None:
@@ -37,6 +37,8 @@ class SamplingParams:
                 raise ValueError(f"SamplingParams.{name} must be an int >= 1, got {value!r}")
         for name in ("min_new_tokens", "eos_token_id"):
             value = getattr(self, name)
+            if value is None and name == "eos_token_id":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"SamplingParams.{name} must be an int >= 0, got {value!r}")
         if self.early_stopping not in (True, False, "never"):

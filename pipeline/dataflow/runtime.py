@@ -10,7 +10,8 @@ log = logging.getLogger(__name__)
 
 
 def load_tokenizer(model_id: str | None, demo: bool) -> Any:
-    """The model's own tokenizer; the demo model uses BioGPT's with learned1..9 added."""
+    """The model's own tokenizer (by family); the demo model uses BioGPT's with learned1..9 added."""
+    from model.auto import load_tokenizer as family_tokenizer
     from model.demo import LEARNED_PROMPT
     from model.tokenizer import BioGptTokenizer
 
@@ -18,7 +19,7 @@ def load_tokenizer(model_id: str | None, demo: bool) -> Any:
         tokenizer = BioGptTokenizer.from_pretrained("microsoft/biogpt")
         tokenizer.add_tokens(list(LEARNED_PROMPT))
         return tokenizer
-    return BioGptTokenizer.from_pretrained(model_id)
+    return family_tokenizer(model_id)
 
 
 def model_window(model_id: str | None, demo: bool) -> int:
@@ -27,10 +28,9 @@ def model_window(model_id: str | None, demo: bool) -> int:
         from model.demo import demo_config
 
         return demo_config().max_position_embeddings
-    from model.config import BioGptConfig
-    from model.loader import resolve_model_dir
+    from model.auto import load_config
 
-    return BioGptConfig.from_json_file(resolve_model_dir(model_id) / "config.json").max_position_embeddings
+    return load_config(model_id).max_position_embeddings
 
 
 class RelationRunner:
@@ -85,10 +85,9 @@ def _labels(model_id: str | None, demo: bool) -> dict[int, str]:
         from model.demo import DEMO_LABELS
 
         return dict(enumerate(DEMO_LABELS))
-    from model.config import BioGptConfig
-    from model.loader import resolve_model_dir
+    from model.auto import load_config
 
-    config = BioGptConfig.from_json_file(resolve_model_dir(model_id) / "config.json")
+    config = load_config(model_id)
     if not config.id2label:
         raise ValueError(f"{model_id}: config.json has no id2label; not a token-classification model")
     return config.id2label

@@ -22,7 +22,7 @@ HUB_PATTERNS = ["config.json", "*.safetensors", SAFETENSORS_INDEX, BIN, BIN_INDE
 BUNDLED_TOKENIZERS = {"microsoft/biogpt", "microsoft/biogpt-large"}
 _REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
 _MAX_HEADER = 100 * 2**20  # safetensors headers are a few hundred kB at most
-_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+_LAYER = re.compile(r"(?:^|\.)(?:layers|h)\.(\d+)\.")  # BioGPT `layers.i.`, GPT families `h.i.`
 
 
 class PreflightError(ValueError):
@@ -126,7 +126,7 @@ def locate_model(model_id: str, flag: str) -> tuple[Path | None, list[str]]:
 
 def check_model(model_id: str, role: str, flag: str) -> list[str]:
     """config.json, weights (header shapes), tokenizer files of a model used for `role`."""
-    from model.config import BioGptConfig
+    from model.families import config_from_dict, family_of_config
 
     folder, problems = locate_model(model_id, flag)
     if folder is None:
@@ -136,19 +136,18 @@ def check_model(model_id: str, role: str, flag: str) -> list[str]:
         return [f"{problem} ({flag} {model_id})"]
     if not isinstance(raw, dict):
         return [f"{folder / 'config.json'}: not a JSON object ({flag} {model_id})"]
-    if raw.get("model_type") not in (None, "biogpt"):
-        return [f"{folder / 'config.json'}: model_type {raw['model_type']!r} is not BioGPT ({flag})"]
     try:
-        config = BioGptConfig.from_dict(raw)
+        config = config_from_dict(raw)  # the family named by architectures / model_type
     except (ValueError, TypeError) as exc:
         return [f"{folder / 'config.json'}: {exc} ({flag})"]
+    causal_lm = family_of_config(config).causal_lm
     heads = set(config.architectures)
     if role == "ner" and not config.id2label:
         return [f"{folder / 'config.json'}: no id2label/num_labels, not a token-classification "
                 f"model ({flag})"]
-    if role == "re" and heads and "BioGptForCausalLM" not in heads:
+    if role == "re" and heads and causal_lm not in heads:
         return [f"{folder / 'config.json'}: architectures {sorted(heads)}; {flag} needs a "
-                f"BioGptForCausalLM"]
+                f"{causal_lm}"]
     problems = check_weights(folder, config, role)
     return problems + check_tokenizer(folder, model_id, config.vocab_size)
 
@@ -178,7 +177,7 @@ def check_weights(folder: Path, config: Any, role: str) -> list[str]:
         header, problem = safetensors_header(file)
         if problem:
             return [problem]
-        shapes.update({k.removeprefix("biogpt."): v["shape"] for k, v in header.items()
+        shapes.update({k: v["shape"] for k, v in header.items()
                        if k != "__metadata__" and isinstance(v, dict)})
     return _check_shapes(folder, shapes, config, role)
 
@@ -208,9 +207,15 @@ def safetensors_header(file: Path) -> tuple[dict, str | None]:
 
 
 def _check_shapes(folder: Path, shapes: dict[str, list[int]], config: Any, role: str) -> list[str]:
+    from model.families import family_of_config
+
+    family = family_of_config(config)
+    prefix = family.base_prefix
+    shapes = {k.removeprefix(prefix): v for k, v in shapes.items()}
     hidden = config.hidden_size
-    want = {"embed_tokens.weight": [config.vocab_size, hidden],
-            "embed_positions.weight": [config.max_position_embeddings + 2, hidden]}
+    want = {family.embed_key.removeprefix(prefix): [config.vocab_size, hidden],
+            family.positions_key.removeprefix(prefix): [config.max_position_embeddings
+                                                        + family.positions_offset, hidden]}
     if role == "ner":
         want["classifier.weight"] = [config.num_labels, hidden]
     problems = []
@@ -231,6 +236,8 @@ def check_tokenizer(folder: Path, model_id: str, vocab_size: int) -> list[str]:
     """Tokenizer files the run loads from the model folder, with ids inside the model's vocabulary."""
     if model_id.lower() in BUNDLED_TOKENIZERS and not Path(model_id).exists():
         return []
+    if (folder / "tokenizer.json").is_file() and not (folder / "vocab.json").is_file():
+        return []  # a fast-tokenizer file (GPT-2 family): read at load time
     if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
         vocab, problem = _read_json(folder / "vocab.json", "tokenizer vocabulary")
         if problem:

@@ -34,10 +34,24 @@ def model_entry(model_id: str | None, demo: bool) -> dict[str, Any] | None:
     from model.loader import resolve_model_dir, weights_fingerprint
 
     try:
-        return {"id": model_id, "weights_sha256": weights_fingerprint(resolve_model_dir(model_id))}
+        folder = resolve_model_dir(model_id)
+        return {"id": model_id, **_architecture(folder), "weights_sha256": weights_fingerprint(folder)}
     except (OSError, ValueError) as exc:  # the run itself reports load failures; keep the id
         log.warning("cannot fingerprint %s: %s", model_id, exc)
         return {"id": model_id, "weights_sha256": None, "note": str(exc)}
+
+
+def _architecture(folder: Any) -> dict[str, Any]:
+    """The model's family and head, from its config.json (empty when unreadable)."""
+    from model.families import family_of_dict
+
+    try:
+        raw = json.loads((folder / "config.json").read_text())
+        family = family_of_dict(raw)
+        archs = [a for a in raw.get("architectures") or [] if a in family.heads]
+        return {"family": family.name, "architecture": archs[0] if archs else family.causal_lm}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 def run_manifest(config: RunConfig, run_id: str, status: str, files: list[str], counts: dict[str, int],

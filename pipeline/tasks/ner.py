@@ -88,6 +88,12 @@ def bio_labels(offsets: Sequence[tuple[int, int]], entities: Sequence[tuple[int,
     return out
 
 
+def window_start_id(tokenizer: Any) -> int:
+    """The id every tagger window starts with: the tokenizer's eos (BioGPT's </s> = 2), else 0."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return 0 if eos is None else int(eos)
+
+
 class NerTask:
     """`ner`: token-classification windows in, entity rows (ENTITY_SCHEMA) out."""
 
@@ -108,15 +114,16 @@ class NerTask:
     def _layout(self, article: Mapping[str, Any]):  # -> list[(section, text, ids, offsets, ranges)]
         out = []
         for section, text in self._sections(article):
-            ids, offsets = self.tokenizer.encode_with_offsets(text, add_special_tokens=True)
-            ids, offsets = list(ids[1:]), list(offsets[1:])  # drop the leading </s>
+            ids, offsets = self.tokenizer.encode_with_offsets(text, add_special_tokens=False)
+            ids, offsets = list(ids), list(offsets)
             out.append((section, text, ids, offsets, window_starts(len(ids), self.window,
                                                                     self.overlap)))
         return out
 
     def build_inputs(self, article: Mapping[str, Any]) -> TaskInput:
         """One prompt per window of each non-empty section."""
-        prompts = [[2, *ids[s:e]] for _, _, ids, _, ranges in self._layout(article)
+        start = window_start_id(self.tokenizer)
+        prompts = [[start, *ids[s:e]] for _, _, ids, _, ranges in self._layout(article)
                    for s, e in ranges]
         source = "\n".join(text for _, text in self._sections(article))
         return TaskInput(prompts, 0, source)

@@ -107,14 +107,14 @@ def learned_ids(tokenizer: Tokenizer) -> list[int]:
 
 def build_prompt(source: str, tokenizer: Tokenizer, prompt_ids: list[int],
                  max_source_tokens: int = MAX_SOURCE_TOKENS) -> TaskInput:
-    """`[</s>] + source (cut to max_source_tokens, ending in "...") + learned tokens`."""
+    """`[eos] + source (cut to max_source_tokens, ending in "...") + learned tokens` (eos: </s> for BioGPT)."""
     from model.tokenizer import truncate_source
 
     if not source:
         return TaskInput([], 0, source)
     ids = tokenizer.encode(source, add_special_tokens=False)
     ids, n_cut = truncate_source(ids, max_source_tokens, tokenizer.ellipsis_id)
-    return TaskInput([[2, *ids, *prompt_ids]], n_cut, source)
+    return TaskInput([[tokenizer.eos_token_id, *ids, *prompt_ids]], n_cut, source)
 
 
 def _choose(candidates: list[tuple[str, str, str]], known: set[str], context: str,

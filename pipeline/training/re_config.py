@@ -76,36 +76,45 @@ class ReTrainConfig:
 
 
 def prompt_tokenizer(base: str | Path) -> tuple[Any, list[int]]:
-    """The base model's tokenizer (bundled vocabulary as a fallback) with learned1..9 added."""
+    """The base model's tokenizer (bundled vocabulary as a fallback) with learned1..9 added
+    (and an eos `</s>` where the family has none: OpenAI GPT)."""
+    from model.auto import load_tokenizer
     from model.demo import LEARNED_PROMPT
     from model.tokenizer import BioGptTokenizer
 
     try:
-        tokenizer = BioGptTokenizer.from_pretrained(base)
+        tokenizer = load_tokenizer(base)
     except (FileNotFoundError, ValueError, OSError) as exc:
         log.warning("no tokenizer in %s (%s); using the bundled microsoft/biogpt vocabulary", base, exc)
         tokenizer = BioGptTokenizer.from_pretrained("microsoft/biogpt")
+    if tokenizer.eos_token_id is None:
+        tokenizer.add_special_token("eos_token", "</s>")
     return tokenizer, tokenizer.add_tokens(list(LEARNED_PROMPT))
 
 
-def grow_embeddings(model: Any, vocab_size: int, seed: int = 0) -> Any:
-    """A causal LM whose tied embedding has `vocab_size` rows; new rows ~ N(0, d**-0.5) (fairseq)."""
+def grow_embeddings(model: Any, vocab_size: int, seed: int = 0, eos_token_id: int | None = None) -> Any:
+    """A causal LM whose tied embedding has `vocab_size` rows; new rows ~ N(0, d**-0.5) (fairseq).
+
+    `eos_token_id` sets the config's eos where the base has none (OpenAI GPT + an added `</s>`)."""
     from dataclasses import replace
 
     import torch
 
+    from model.families import family_of_model
     from model.loader import build_from_state_dict
 
+    family = family_of_model(model)
     old = model.config.vocab_size
-    if vocab_size <= old:
+    eos = model.config.eos_token_id if model.config.eos_token_id is not None else eos_token_id
+    if vocab_size <= old and eos == model.config.eos_token_id:
         return model
-    weight = model.biogpt.embed_tokens.weight.detach()
+    state = {k: v.detach() for k, v in model.state_dict().items() if k != family.tied_key}
+    weight = state[family.embed_key]
     d = weight.shape[1]
     gen = torch.Generator().manual_seed(seed)
-    extra = torch.randn((vocab_size - old, d), generator=gen) * d ** -0.5
-    state = {k: v.detach() for k, v in model.state_dict().items() if k != "output_projection.weight"}
-    state["biogpt.embed_tokens.weight"] = torch.cat([weight.float().cpu(), extra]).to(weight.dtype)
-    config = replace(model.config, vocab_size=vocab_size)
+    extra = torch.randn((max(0, vocab_size - old), d), generator=gen) * d ** -0.5
+    state[family.embed_key] = torch.cat([weight.float().cpu(), extra]).to(weight.dtype)
+    config = replace(model.config, eos_token_id=eos, vocab_size=max(vocab_size, old))
     log.info("embedding grown from %d to %d rows (learned prompt tokens)", old, vocab_size)
-    return build_from_state_dict(config, "BioGptForCausalLM", state, weight.dtype, weight.device)
+    return build_from_state_dict(config, family.causal_lm, state, weight.dtype, weight.device)
 

@@ -63,8 +63,8 @@ def read_log(out_dir: Path) -> list[dict[str, Any]]:
 
 def train_re(cfg: ReTrainConfig) -> list[dict[str, Any]]:
     """Train (or resume), average the last `keep_last` epochs into OUT; the epochs run now."""
+    from model.families import family_of_config, read_config
     from model.loader import build_from_state_dict, save_pretrained
-    from model.config import BioGptConfig
     from pipeline.training.trainer import average_checkpoints, epoch_checkpoints, run_ray_training
 
     out = Path(cfg.out_dir).resolve()
@@ -83,8 +83,8 @@ def train_re(cfg: ReTrainConfig) -> list[dict[str, Any]]:
     if not kept:
         raise ValueError(f"{out}: training produced no epoch checkpoint")
     state = average_checkpoints(kept)
-    config = BioGptConfig.from_json_file(kept[-1] / "config.json")
-    model = build_from_state_dict(config, "BioGptForCausalLM", state, "float32", "cpu")
+    config = read_config(kept[-1] / "config.json")
+    model = build_from_state_dict(config, family_of_config(config).causal_lm, state, "float32", "cpu")
     save_pretrained(model, out, tokenizer)
     summary = {"averaged": [f.name for f in kept], "config": asdict(cfg),
                "lr": cfg.learning_rate, "warmup": cfg.warmup_updates}

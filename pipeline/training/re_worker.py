@@ -97,7 +97,8 @@ def dev_metrics(model: Any, tokenizer: Any, dev: list[dict[str, Any]], cfg: ReTr
     return score_dev(cfg.task, dev, texts)
 
 
-def _load_start(cfg: ReTrainConfig, vocab_size: int, device: Any) -> tuple[Any, dict | None]:
+def _load_start(cfg: ReTrainConfig, vocab_size: int, device: Any,
+                eos_token_id: int | None = None) -> tuple[Any, dict | None]:
     """The model and train state of the last checkpoint, or the base model grown for the prompt."""
     import ray.train
     import torch
@@ -107,7 +108,7 @@ def _load_start(cfg: ReTrainConfig, vocab_size: int, device: Any) -> tuple[Any, 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         base = load_model(cfg.base, dtype="float32", device="cpu", head="BioGptForCausalLM")
-        return grow_embeddings(base, vocab_size, cfg.seed).to(device), None
+        return grow_embeddings(base, vocab_size, cfg.seed, eos_token_id).to(device), None
     with checkpoint.as_directory() as folder:
         model = load_model(folder, dtype="float32", device=device, head="BioGptForCausalLM")
         state = torch.load(Path(folder) / "train_state.pt", map_location=device, weights_only=True)
@@ -130,7 +131,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = get_device()
     tokenizer, prompt_ids = prompt_tokenizer(cfg.base)
-    model, state = _load_start(cfg, max(len(tokenizer), max(prompt_ids) + 1), device)
+    model, state = _load_start(cfg, max(len(tokenizer), max(prompt_ids) + 1), device, tokenizer.eos_token_id)
     model.train()
     module = prepare_model(token_loss_module(model, IGNORE))
     optim_cfg = OptimConfig(lr=cfg.learning_rate, warmup=cfg.warmup_updates)

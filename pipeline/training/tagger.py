@@ -99,38 +99,45 @@ def section_spans(doc: Document) -> dict[str, list[tuple[int, int, str]]]:
 
 def encode_examples(docs: list[Document], tokenizer: Any, label2id: dict[str, int],
                     window: int) -> list[tuple[list[int], list[int]]]:
-    """(input ids, label ids) windows `[</s>] + tokens` of every section, without overlap."""
+    """(input ids, label ids) windows `[eos] + tokens` of every section, without overlap."""
+    from pipeline.tasks.ner import window_start_id
+
+    start = window_start_id(tokenizer)
     examples = []
     for doc in docs:
         spans = section_spans(doc)
         for section, text in (("title", doc.title), ("abstract", doc.abstract)):
             if not text.strip():
                 continue
-            ids, offsets = tokenizer.encode_with_offsets(text, add_special_tokens=True)
+            ids, offsets = tokenizer.encode_with_offsets(text, add_special_tokens=False)
             try:
                 labels = bio_labels(offsets, spans[section], label2id)
             except KeyError as exc:
                 raise ValueError(f"PMID {doc.pmid}: mention type {exc} has no label") from None
-            ids, labels = list(ids[1:]), labels[1:]
             for s, e in window_starts(len(ids), window, 0):
-                examples.append(([2, *ids[s:e]], [IGNORE, *labels[s:e]]))
+                examples.append(([start, *ids[s:e]], [IGNORE, *labels[s:e]]))
     return examples
 
 
 def build_tagger(base: str | Path, id2label: dict[int, str], device: Any) -> Any:
-    """A BioGptForTokenClassification with the body of `base` and a fresh (or reused) head."""
-    from model.biogpt import BioGptForTokenClassification
+    """The family's token classifier with the body of `base` and a fresh (or reused) head."""
+    from model.families import family_of_model
     from model.loader import load_model
 
     loaded = load_model(base, dtype="float32", device=device)
-    if isinstance(loaded, BioGptForTokenClassification) and loaded.config.id2label == id2label:
+    family = family_of_model(loaded)
+    head = family.token_classifier
+    if head is None:
+        raise ValueError(f"{base}: family {family.name} has no token-classification head in transformers; "
+                         "train the tagger on a BioGPT, GPT-2 or GPT-Neo base")
+    if type(loaded).__name__ == head and loaded.config.id2label == id2label:
         log.info("continuing from the token-classification head of %s", base)
         return loaded
-    config = replace(loaded.config, id2label=dict(id2label),
-                     architectures=("BioGptForTokenClassification",))
-    model = BioGptForTokenClassification(config)
+    config = replace(loaded.config, id2label=dict(id2label), architectures=(head,))
+    model = family.heads[head](config)
     model.init_weights(0)
-    model.biogpt.load_state_dict(loaded.biogpt.state_dict())
+    body = loaded.base_model_prefix
+    getattr(model, body).load_state_dict(getattr(loaded, body).state_dict())
     return model.to(device)
 
 
@@ -293,10 +300,11 @@ def _check_resume(state: dict[str, Any], config: TaggerConfig, data: dict[str, A
 
 
 def _tokenizer_for(base: str | Path) -> Any:
+    from model.auto import load_tokenizer
     from model.tokenizer import BioGptTokenizer
 
     try:
-        return BioGptTokenizer.from_pretrained(base)
+        return load_tokenizer(base)
     except (FileNotFoundError, ValueError, OSError) as exc:
         log.warning("no tokenizer in %s (%s); using the bundled microsoft/biogpt vocabulary", base, exc)
         return BioGptTokenizer.from_pretrained("microsoft/biogpt")
