@@ -68,7 +68,7 @@ def train_re(cfg: ReTrainConfig) -> list[dict[str, Any]]:
     from pipeline.training.trainer import average_checkpoints, epoch_checkpoints, run_ray_training
 
     out = Path(cfg.out_dir).resolve()
-    check_base(cfg.base, "train-re", ("ForCausalLM",))
+    check_base(cfg.base, "train-re", ("causal_lm",))
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     tokenizer, prompt_ids = prompt_tokenizer(cfg.base)

@@ -81,8 +81,9 @@ def load_state(folder: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def check_base(base: str | Path, command: str, kinds: tuple[str, ...]) -> None:
-    """A clear error when --base is a model of the wrong kind (its config.json's architectures)."""
+def check_base(base: str | Path, command: str, roles: tuple[str, ...]) -> None:
+    """A clear error when --base is a model of the wrong kind (its config.json's architectures):
+    roles are 'causal_lm' and 'token_classifier', in any supported family."""
     from model.loader import resolve_model_dir
 
     folder = resolve_model_dir(base)
@@ -90,9 +91,21 @@ def check_base(base: str | Path, command: str, kinds: tuple[str, ...]) -> None:
     if not config.is_file():
         raise ValueError(f"{command}: --base {base}: {folder} has no config.json; not a model folder")
     archs = json.loads(config.read_text()).get("architectures") or []
-    if archs and not any(a.endswith(kinds) for a in archs):
-        raise ValueError(f"{command}: --base {base} is a {', '.join(archs)}; it needs a model "
-                         f"ending in {' or '.join(kinds)} (e.g. microsoft/biogpt)")
+    if archs and not any(_roles(a) & set(roles) for a in archs):
+        wanted = " or ".join(r.replace("_", "-") for r in roles)
+        raise ValueError(f"{command}: --base {base} is a {', '.join(archs)}; it needs a {wanted} model "
+                         "of a supported family (e.g. microsoft/biogpt, a GPT-2, GPT-Neo or OpenAI GPT LM)")
+
+
+def _roles(arch: str) -> set[str]:
+    """What an HF architecture name is in its family: 'causal_lm', 'token_classifier' or neither."""
+    from model.families import ARCHITECTURES, family_of_head
+
+    if arch not in ARCHITECTURES:
+        return set()
+    family = family_of_head(arch)
+    return {role for role, name in (("causal_lm", family.causal_lm),
+                                    ("token_classifier", family.token_classifier)) if name == arch}
 
 
 class Clock:

@@ -194,7 +194,7 @@ def train_tagger(train: str | Path, dev: str | Path | None, base: str | Path, ou
     from model.loader import save_pretrained
 
     torch.manual_seed(config.seed)
-    check_base(base, "train-tagger", ("ForTokenClassification", "ForCausalLM"))
+    check_base(base, "train-tagger", ("token_classifier", "causal_lm"))
     train_docs = read_pubtator(train)[: config.max_docs]
     dev_docs = read_pubtator(dev)[: config.max_docs] if dev else []
     id2label = label_map(train_docs)

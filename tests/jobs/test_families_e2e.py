@@ -113,9 +113,9 @@ def test_openai_gpt_has_no_tagger_head(bases, tmp_path, data_dir, capsys):
 def test_mixed_family_run_mines_the_sample(trained, ray_cluster, tmp_path):
     """RE with GPT-2, NER with GPT-Neo, in one run; the manifest names each model's family."""
     from jobs.run import sample_inputs
-    from pipeline.build import run as run_job
+    from pipeline.dataflow.build import run as run_job
     from pipeline.config import RunConfig
-    from pipeline.preflight import check_model
+    from pipeline.planning.preflight import check_model
 
     re_model, ner_model = str(trained / "re-gpt2"), str(trained / "ner-gpt_neo")
     assert check_model(re_model, "re", "--re-model") == [] and check_model(ner_model, "ner", "--ner-model") == []
