@@ -92,9 +92,10 @@ def check_base(base: str | Path, command: str, roles: tuple[str, ...]) -> None:
         raise ValueError(f"{command}: --base {base}: {folder} has no config.json; not a model folder")
     archs = json.loads(config.read_text()).get("architectures") or []
     if archs and not any(_roles(a) & set(roles) for a in archs):
-        wanted = " or ".join(r.replace("_", "-") for r in roles)
-        raise ValueError(f"{command}: --base {base} is a {', '.join(archs)}; it needs a {wanted} model "
-                         "of a supported family (e.g. microsoft/biogpt, a GPT-2, GPT-Neo or OpenAI GPT LM)")
+        wanted = " or ".join({"causal_lm": "causal LM", "token_classifier": "token classifier"}[r]
+                             for r in roles)
+        raise ValueError(f"{command}: --base {base} is a {', '.join(archs)}; it needs a {wanted} of a "
+                         "supported family (e.g. BioGptForCausalLM, GPT2LMHeadModel, GPTNeoForCausalLM)")
 
 
 def _roles(arch: str) -> set[str]:
