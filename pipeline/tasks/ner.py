@@ -4,8 +4,9 @@ Each section (title, abstract) is tokenized on its own with character offsets. A
 than the window is read in overlapping windows, each `[</s>] + tokens[s:s+window-1]`; because the
 model is causal, a token takes its probabilities from the earliest window that holds it (the one
 with the most left context), so every token is labelled once and merged spans never repeat.
-Spans are decoded from per-token argmax labels to exact character offsets; score = mean
-probability of the span's chosen labels.
+Spans are decoded per word (a word's label is read at its last piece, which has seen the whole
+word) to exact character offsets; score = mean probability of the words' chosen labels. A span
+with no letter in it ("-", "00") is never a mention.
 """
 from __future__ import annotations
 
@@ -45,26 +46,55 @@ def window_starts(n_tokens: int, window: int, overlap: int) -> list[tuple[int, i
         start += step
 
 
+def word_groups(text: str, offsets: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Token indices grouped into words: a token joins the one before when the two touch inside a
+    run of letters or digits ("cis|platin"); punctuation and spaces separate words. Zero-width
+    (special) tokens are left out."""
+    groups: list[list[int]] = []
+    prev_end = -1
+    for t, (start, end) in enumerate(offsets):
+        if end <= start:
+            continue
+        if (groups and start == prev_end and 0 < start < len(text)
+                and text[start - 1].isalnum() and text[start].isalnum()):
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+        prev_end = end
+    return groups
+
+
 def decode_spans(probs: np.ndarray, offsets: Sequence[tuple[int, int]],
-                 id2label: Mapping[int, str]) -> list[tuple[int, int, str, float]]:
-    """(start, end, type, score) of the entities in per-token probabilities (T, L)."""
+                 id2label: Mapping[int, str], text: str | None = None) -> list[tuple[int, int, str, float]]:
+    """(start, end, type, score) of the entities in per-token probabilities (T, L).
+
+    With `text`, labels are read per word: a causal tagger labels a token from its left context
+    only, so a word's type is read at its last piece (which has seen the whole word), and the
+    word starts a new mention when its first piece says B- of that type. Mentions are then whole
+    words (no fragments of a word). Without `text` every token is its own word.
+    """
     spans: list[tuple[int, int, str, float]] = []
-    labels = probs.argmax(axis=-1)
+    labels = probs.argmax(axis=-1)  # (T,)
+    groups = word_groups(text, offsets) if text is not None else [
+        [t] for t, (s, e) in enumerate(offsets) if e > s]
     current: list[Any] | None = None  # [type, start, end, [probs]]
 
     def close() -> None:
         if current is not None and current[2] > current[1]:
             spans.append((current[1], current[2], current[0], float(np.mean(current[3]))))
 
-    for t, (lab, (start, end)) in enumerate(zip(labels.tolist(), offsets)):
+    for group in groups:
+        first, last = group[0], group[-1]
+        lab = int(labels[last])
         tag, kind = split_label(id2label[lab])
-        p = float(probs[t, lab])
-        if end <= start:  # special or zero-width token: not part of any span
-            continue
+        p = float(probs[last, lab])
+        start, end = offsets[first][0], offsets[last][1]
         if tag == "O":
             close()
             current = None
-        elif tag == "B" or current is None or current[0] != kind:
+            continue
+        first_tag, first_kind = split_label(id2label[int(labels[first])])
+        if current is None or current[0] != kind or (first_tag == "B" and first_kind == kind):
             close()
             current = [kind, start, end, [p]]
         else:
@@ -149,7 +179,9 @@ class NerTask:
                                      f"shape {window.shape}, expected {(e - s + 1, n_labels)}")
                 probs[filled:e] = window[1 + filled - s:]  # earliest window wins
                 filled = e
-            for start, end, kind, score in decode_spans(probs, offsets, self.id2label):
+            for start, end, kind, score in decode_spans(probs, offsets, self.id2label, text):
+                if not any(ch.isalpha() for ch in text[start:end]):
+                    continue  # "-", "00", "±": no entity name is without a letter
                 rows.append({"pmid": article["pmid"], "version": article.get("version"),
                              "section": section, "start": start, "end": end,
                              "text": text[start:end], "type": kind, "score": score,

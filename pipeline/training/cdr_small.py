@@ -22,6 +22,7 @@ NAME = "cdr-small"
 SIZE = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
         "intermediate_size": 512, "max_position_embeddings": 1024}
 CONFIG = TaggerConfig(epochs=9, lr=1e-3, batch_size=8, full_model=True, window=512, seed=0)
+DECODING = "per word: a word's label read at its last piece (`pipeline.tasks.ner.decode_spans`)"
 
 
 def deterministic(threads: int = 1) -> None:
@@ -109,15 +110,12 @@ def ship(run_dir: str | Path, train: str | Path, dev: str | Path, dest: str | Pa
 
     from model.loader import load_model, save_pretrained, weights_fingerprint
     from model.tokenizer import BioGptTokenizer
-    from pipeline.tasks.pubtator import read_pubtator
     from pipeline.training.run_record import file_facts, machine, write_summary
 
     run_dir, dest = Path(run_dir), Path(dest)
     tokenizer = BioGptTokenizer.from_pretrained(run_dir)
-    save_pretrained(load_model(run_dir, dtype="float16", device="cpu"), dest, tokenizer)
-    model = load_model(dest, dtype="float32", device="cpu")
-    gold = read_pubtator(dev)
-    pred = predict_documents(model, tokenizer, gold)
+    model = load_model(run_dir, dtype="float16", device="cpu")
+    save_pretrained(model, dest, tokenizer)
     history = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     best = max(history, key=lambda r: r["dev_f1"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,10 +129,21 @@ def ship(run_dir: str | Path, train: str | Path, dev: str | Path, dest: str | Pa
         "train_seconds": round(sum(r["seconds"] + r.get("dev_seconds", 0.0) for r in history), 1),
         "best_epoch": best["epoch"], "history": history, "probe": probe,
         "shipped": {"dtype": "float16", "weights_sha256": weights_fingerprint(dest),
-                    "dev_mention": mention_scores(gold, pred),
-                    f"dev_first_{slice_docs}_mention": mention_scores(gold[:slice_docs],
-                                                                      pred[:slice_docs])}}
+                    **shipped_scores(dest, dev, slice_docs)}}
     write_summary(dest, summary)
     log.info("shipped %s to %s: dev mention F1 %s", NAME, dest,
              {k: round(v["f1"], 4) for k, v in summary["shipped"]["dev_mention"].items()})
     return summary
+
+
+def shipped_scores(dest: str | Path, dev: str | Path, slice_docs: int = 100) -> dict[str, Any]:
+    """Dev mention scores of the shipped weights in `dest` (all of dev and its first documents)."""
+    from model.loader import load_model
+    from model.tokenizer import BioGptTokenizer
+    from pipeline.tasks.pubtator import read_pubtator
+
+    model = load_model(dest, dtype="float32", device="cpu")
+    gold = read_pubtator(dev)
+    pred = predict_documents(model, BioGptTokenizer.from_pretrained(dest), gold)
+    return {"decoding": DECODING, "dev_mention": mention_scores(gold, pred),
+            f"dev_first_{slice_docs}_mention": mention_scores(gold[:slice_docs], pred[:slice_docs])}

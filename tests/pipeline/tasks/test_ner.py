@@ -48,6 +48,25 @@ def test_decode_spans_iob2_and_lenient_i_start():
     assert [(s, e) for s, e, *_ in decode_spans(probs, offsets, ID2LABEL)] == [(0, 7), (8, 20)]
 
 
+def test_labels_are_read_per_word_at_the_last_piece():
+    """A causal tagger sees a word whole only at its last piece: that piece's label is the word's,
+    the first piece's B- starts a mention, and a mention never ends inside a word."""
+    text = "cisplatin-induced nephrotoxicity"
+    # cis|platin|-|induced|nephro|toxicity (the first pieces guess, the last pieces know)
+    offsets = [(0, 3), (3, 9), (9, 10), (10, 17), (18, 24), (24, 32)]
+    probs = _one_hot([0, 1, 0, 0, 3, 4])
+    spans = decode_spans(probs, offsets, ID2LABEL, text)
+    assert [(text[s:e], k) for s, e, k, _ in spans] == [("cisplatin", "Chemical"),
+                                                        ("nephrotoxicity", "Disease")]
+    assert [(text[s:e], k) for s, e, k, _ in decode_spans(probs, offsets, ID2LABEL)] == [
+        ("platin", "Chemical"), ("nephrotoxicity", "Disease")]  # per token: a fragment
+    # B on a word's first piece starts a new mention even after a word of the same type
+    text = "5-FU leucovorin"
+    offsets = [(0, 1), (1, 2), (2, 4), (5, 9), (9, 15)]
+    probs = _one_hot([1, 2, 2, 1, 2])
+    assert [text[s:e] for s, e, *_ in decode_spans(probs, offsets, ID2LABEL, text)] == ["5-FU", "leucovorin"]
+
+
 def _oracle_outputs(task, article, gold_by_section):
     """Per-window probabilities that put 0.9 on the gold label of each token."""
     outputs = []
