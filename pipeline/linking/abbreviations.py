@@ -4,7 +4,8 @@ Candidates are `long form (SHORT)` and, when the parenthesised text has more tha
 `SHORT (long form)`. A short form has at most two words, 2-10 characters, a letter and an
 alphanumeric first character; its long form lies in the same sentence, directly before the
 parenthesis, within min(|A| + 5, 2|A|) words, and is matched right to left character by
-character, the short form's first character at the start of a word.
+character, the short form's first character at the start of a word. A plural short form
+("VSDs") may leave its s out of the long form and also defines its singular.
 """
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ def _is_short_form(text: str) -> bool:
     if not text[0].isalnum() or not any(c.isalpha() for c in text):
         return False
     return True
+
+
+def _plural(short: str) -> bool:
+    """A short form in the plural: capitals then a lower-case s ("VSDs", "NSAIDs")."""
+    return len(short) >= 3 and short.endswith("s") and sum(c.isupper() for c in short[:-1]) >= 2
+
+
+def singular_short(short: str) -> str | None:
+    """The singular of a plural short form ("VSDs" -> "VSD"), else None."""
+    return short[:-1] if _plural(short) else None
 
 
 def best_long_form(short: str, long: str) -> str | None:
@@ -49,6 +60,8 @@ def _candidate(short: str, window: str) -> tuple[str, str] | None:
     limit = min(len(short) + 5, len(short) * 2)
     words = window.split()[-limit:]
     long = best_long_form(short, " ".join(words))
+    if long is None and _plural(short):  # "VSDs": the plural s need not be in the long form
+        long = best_long_form(short[:-1], " ".join(words))
     if long is None:
         return None
     long = long.strip(" ,;:")
@@ -74,4 +87,7 @@ def find_abbreviations(text: str) -> dict[str, str]:
                     found = _candidate(short, inner)
             if found is not None:
                 out.setdefault(*found)
+                single = singular_short(found[0])  # "VSD" later names what "VSDs" defined
+                if single:
+                    out.setdefault(single, found[1])
     return out

@@ -194,22 +194,21 @@ class Lexicon:
         distinct = list(dict.fromkeys(wanted.values()))
         if not distinct or not len(self.hashes):
             return None
-        hs = [key_hash(k) for k in distinct]
-        starts = self.hashes.searchsorted(np.array(hs, np.uint64)).tolist()
-        n, found = len(self.hashes), {}
-        for key, h, i in zip(distinct, hs, starts):
-            rows = []
-            while i < n and int(self.hashes[i]) == h:
-                rows.append(i)
-                i += 1
-            if rows:
-                found[key] = rows
+        hs = np.array([key_hash(k) for k in distinct], np.uint64)
+        starts = self.hashes.searchsorted(hs, "left").tolist()
+        ends = self.hashes.searchsorted(hs, "right").tolist()
+        found = {key: (s, e) for key, s, e in zip(distinct, starts, ends) if e > s}
         if not found:
             return None
         for level in sorted(wanted):
+            span = found.get(wanted[level])
+            if span is None:
+                continue
+            s, e = span
             bit = 1 << level
-            rows = [(int(self.concept[i]), SOURCES[int(self.source[i])], float(self.weight[i]))
-                    for i in found.get(wanted[level], ()) if self.levels[i] & bit]
+            rows = [(c, SOURCES[src], w) for lv, c, src, w in zip(
+                self.levels[s:e].tolist(), self.concept[s:e].tolist(), self.source[s:e].tolist(),
+                self.weight[s:e].tolist()) if lv & bit]
             if rows:
                 return level, rows
         return None

@@ -6,7 +6,9 @@ Rules, in order (the first that links wins):
 2. the lexicon, level by level (exact, lower case, normalised, compact, word bag);
 3. the article's indexing names at the same levels ("article-indexing");
 4. composite mentions ("breast and ovarian cancer") link part by part ("D1|D2");
-5. fallback: salt words dropped, an adjective's noun (score lowered).
+5. fallback (score lowered): salt words dropped, an adjective's noun, a cause dropped
+   ("ribavirin-induced hemolytic anemia"), then a disease's leading modifiers one by one
+   ("metastatic breast cancer" -> "breast cancer"; at least two words are kept).
 Among a level's candidates of the mention's type, an id the article is indexed with wins, then
 the highest weight (how often a source names it). Indexing never filters: it is topical.
 Lexicon look-ups do not depend on the article, so they are cached per (text, type).
@@ -23,12 +25,18 @@ from pipeline.linking.abbreviations import find_abbreviations
 from pipeline.linking.lexicon import Lexicon, lexicon_type
 from pipeline.linking.normalize import EXACT, LEVELS, LOWER, fold, keys
 
-LEVEL_SCORE = {0: 1.0, 1: 0.95, 2: 0.9, 3: 0.85, 4: 0.7}
+LEVEL_SCORE = {0: 1.0, 1: 0.95, 2: 0.9, 3: 0.85, 4: 0.7, 5: 0.6}
 _SALTS = frozenset({"hydrochloride", "hcl", "dihydrochloride", "hydrobromide", "maleate", "mesylate",
                     "citrate", "tartrate", "fumarate", "succinate", "besylate", "monohydrate"})
 _DERIVED = (("etic", "esia"), ("otic", "osis"), ("tic", "sis"), ("ic", "ia"), ("ic", "y"), ("al", ""),
             ("ful", ""), ("eurs", "e"), ("ous", "e"))
 _COMPOSITE = re.compile(r"^(.*?)\s*(?:,\s*)?\b(?:and|or|and/or)\b\s+(.*)$|^(.*?)\s*/\s*(.*)$")
+_INDUCED = re.compile(r"^\S.*?[- ](?:induced|associated|related|mediated)\s+(\S.*)$", re.I)
+_GENERIC_WORDS = frozenset({"disease", "diseases", "disorder", "disorders", "syndrome", "injury",
+                            "damage", "toxicity", "dysfunction", "lesion", "lesions", "symptom",
+                            "symptoms", "effect", "effects", "failure", "reaction", "reactions",
+                            "complication", "complications", "activity", "abnormality", "abnormalities",
+                            "impairment", "deficit", "deficits", "change", "changes"})
 CACHE_SIZE = 200_000
 Candidates = tuple[int, tuple[tuple[str, str, float, int], ...]]  # level, (id, source, weight, rank)
 
@@ -151,7 +159,8 @@ class Linker:
         if self.abbreviations and _short_form_shaped(text) and context.may_define(text):
             long = context.abbreviations.get(text)
             if long:
-                found = self._lexicon_match(long, wanted, context) or self._indexing_match(long, wanted, context)
+                found = (self._lexicon_match(long, wanted, context) or self._indexing_match(long, wanted, context)
+                         or (self._fallback(long, wanted, context) if self.fallback else None))
                 if found:
                     return Link(found.id, "abbreviation", round(found.score * 0.95, 3))
         return self._lexicon_match(text, wanted, context) or self._indexing_match(text, wanted, context)
@@ -178,6 +187,17 @@ class Linker:
         for old, new in _DERIVED:
             if last.endswith(old) and len(last) > len(old) + 3:
                 tries.append((" ".join(words[:-1] + [last[: -len(old)] + new]), 0.7))
+        induced = _INDUCED.match(text)
+        if induced:  # "ribavirin-induced hemolytic anemia": the disease without its cause
+            tries.append((induced.group(1), 0.8))
+        if wanted != "Chemical":  # a disease without its leading modifiers: "metastatic breast cancer"
+            # (not chemicals: "heparin sodium" is not sodium; never down to one word: a lone head
+            # word is mostly a broader concept, "optic neuropathy" is not any neuropathy)
+            for k in range(1, len(words) - 1):
+                rest = words[k:]
+                if all(w.lower() in _GENERIC_WORDS for w in rest):
+                    break
+                tries.append((" ".join(rest), 0.6))
         for variant, factor in tries:
             found = self._lookup(variant, wanted)
             if found is not None:

@@ -19,7 +19,7 @@ from tests.pipeline.linking.conftest import GOLD, LEXICONS
 TRAIN, DEV = GOLD / "CDR_TrainingSet.PubTator.txt", GOLD / "CDR_DevelopmentSet.PubTator.txt"
 OBO = LEXICONS / "disease_ontology_mesh.obo"
 # measured on this box (see BENCHMARKS.md); a change that lowers them fails here
-FLOOR = {"Chemical": 0.68, "Disease": 0.72}
+FLOOR = {"Chemical": 0.68, "Disease": 0.76}
 PLAIN = {"Chemical": 0.6465, "Disease": 0.6179}  # exact + lower case, train only, no abbreviations
 
 
@@ -63,7 +63,9 @@ def test_link_then_evaluate_bc5cdr_id(built: Path, capsys: pytest.CaptureFixture
         assert main(["evaluate", "bc5cdr-id", "--gold", str(DEV), "--pred", str(out),
                      "--type", type_, "--json"]) == 0
         scores[type_] = json.loads(capsys.readouterr().out)
-        assert scores[type_]["precision"] > 0.95 and scores[type_]["f1"] > 0.8, scores
+        # measured: Chemical P 0.995 F 0.812, Disease P 0.948 F 0.826 (the fallback's modifier
+        # dropping trades 1.2 points of disease precision for 0.6 of mention accuracy)
+        assert scores[type_]["precision"] > 0.93 and scores[type_]["f1"] > 0.81, scores
     if JAVA:  # the official kit agrees with `biomine evaluate bc5cdr-id`
         jar = run_jar("id", "Chemical", "PubTator", DEV, out)
         assert len(jar["TP"]) == scores["Chemical"]["tp"] and len(jar["FP"]) == scores["Chemical"]["fp"]

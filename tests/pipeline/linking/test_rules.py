@@ -5,7 +5,7 @@ from pipeline.linking.abbreviations import find_abbreviations
 from pipeline.linking.apply import link_article_rows
 from pipeline.linking.lexicon import Entry
 from pipeline.linking.linker import ArticleContext, Linker
-from pipeline.linking.normalize import BAG, COMPACT, NORMAL, keys, permuted
+from pipeline.linking.normalize import BAG, COMPACT, NORMAL, STEM, keys, permuted
 from pipeline.tasks.pubtator import read_pubtator
 from tests.pipeline.linking.conftest import GOLD
 
@@ -18,6 +18,14 @@ def test_variant_keys() -> None:
     assert keys("Oedema")[NORMAL] == "edema" and keys("nephritis")[NORMAL] == "nephritis"
     assert permuted("Carcinoma, Hepatocellular") == "Hepatocellular Carcinoma"
     assert permuted("Receptors, Opioid, mu") is None
+    assert keys("Wernicke's encephalopathy")[NORMAL] == keys("Wernicke encephalopathy")[NORMAL]
+    assert keys("renal failure")[NORMAL] == keys("kidney failure")[NORMAL]  # organ adjective
+    assert keys("muscular rigidity")[NORMAL] == keys("muscle rigidity")[NORMAL]
+    assert keys("obese")[STEM] == keys("obesity")[STEM]  # derivational endings
+    assert keys("telangiectasia")[STEM] == keys("telangiectasis")[STEM]
+    assert keys("thromboembolism")[STEM] == keys("thromboembolic")[STEM]
+    assert keys("overactive bladder")[STEM] == keys("overactive bladder syndrome")[STEM]
+    assert keys("toxicity")[STEM] == keys("toxic")[STEM] and keys("aspirin")[STEM] == "aspirin"
 
 
 def test_abbreviations_from_real_abstracts() -> None:
@@ -32,6 +40,9 @@ def test_abbreviations_from_real_abstracts() -> None:
             "(IL-2). The patients (n = 12) were seen (see above). HSP (heat shock protein family) too.")
     assert find_abbreviations(text) == {"HSP70": "Heat shock protein 70", "5-FU": "5-fluorouracil",
                                         "IL-2": "interleukin-2", "HSP": "heat shock protein family"}
+    # a plural short form need not find its s in the long form, and defines its singular too
+    text = "NSAIDs induce ventricular septal defects (VSDs) in rats. A VSD was seen."
+    assert find_abbreviations(text) == {"VSDs": "ventricular septal defects", "VSD": "ventricular septal defects"}
 
 
 def _lex(make_lexicon):  # noqa: ANN001, ANN202
@@ -48,6 +59,10 @@ def _lex(make_lexicon):  # noqa: ANN001, ANN202
         Entry("depression", "D003866", "Disease", "gold", 3.0),
         Entry("depression", "D003863", "Disease", "gold", 1.0),
         Entry("Calcium", "D002118", "", "corpus-index", 0.1),
+        Entry("hemolytic anemia", "D000743", "Disease", "gold", 1.0),
+        Entry("hyperalgesia", "D006930", "Disease", "gold", 1.0),
+        Entry("Heparin", "D006493", "Chemical", "mesh", 1.0),
+        Entry("Sodium", "D012964", "Chemical", "mesh", 1.0),
     ])
 
 
@@ -67,6 +82,15 @@ def test_each_rule(make_lexicon) -> None:  # noqa: ANN001
     assert composite.id == "D001943|D010051"
     assert linker.link("bupropion HCl", "Chemical").id == "D016642"  # salt dropped
     assert linker.link("dyskinetic", "Disease").id == "D004409"  # adjective -> noun
+    cause = linker.link("ribavirin-induced hemolytic anemia", "Disease")  # the cause dropped
+    assert cause.id == "D000743" and cause.score < 1.0
+    ctx = ArticleContext.of("t", "an adverse effect: ribavirin-induced hemolytic anemia (RIHA).")
+    assert (linker.link("RIHA", "Disease", ctx).id, linker.link("RIHA", "Disease", ctx).source) == (
+        "D000743", "abbreviation")  # a long form gets the fallback too
+    drop = linker.link("metastatic breast cancer", "Disease")  # leading modifiers dropped
+    assert drop.id == "D001943" and drop.score <= 0.6
+    assert linker.link("mechanical hyperalgesia", "Disease") is None  # never down to one word
+    assert linker.link("unfractionated heparin sodium", "Chemical") is None  # not for chemicals
     assert linker.link("", "Disease") is None
 
 
