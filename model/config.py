@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,49 +70,12 @@ class BioGptConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "BioGptConfig":
         """Build from an HF-style dict; unknown keys are ignored, wrong types refused."""
-        known = {f.name: f for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        raw = dict(raw)
-        if raw.get("torch_dtype") is None and raw.get("dtype") is not None:  # transformers >= 5 name
-            raw["torch_dtype"] = raw["dtype"]
-        if raw.get("id2label") is None and raw.get("num_labels") is not None:  # labels by count only
-            count = raw["num_labels"]
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"config key 'num_labels' must be a non-negative int, got {count!r}")
-            raw["id2label"] = {i: f"LABEL_{i}" for i in range(count)} or None
-        for key, value in raw.items():
-            if key not in known or value is None:
-                continue
-            if key == "id2label":
-                if not isinstance(value, dict):
-                    raise ValueError(f"config key 'id2label' must be an object, got {type(value).__name__}")
-                try:
-                    value = {int(k): str(v) for k, v in value.items()}
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"config key 'id2label' has a non-integer id: {exc}") from None
-            elif key == "architectures":
-                if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                    raise ValueError(f"config key 'architectures' must be a list of strings, got {value!r}")
-                value = tuple(value)
-            else:
-                value = _check_type(key, value, known[key].type)
-            kwargs[key] = value
-        return cls(**kwargs)
+        return cls(**hf_kwargs(cls, raw))
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> "BioGptConfig":
         """Read an HF `config.json`."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        try:
-            return cls.from_dict(raw)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        return read_json_config(path, cls.from_dict)
 
     def to_dict(self) -> dict[str, Any]:
         """HF-compatible dict (loadable by transformers' BioGptConfig)."""
@@ -164,3 +130,52 @@ PRESETS: dict[str, BioGptConfig] = {
     "microsoft/biogpt": BIOGPT_BASE,
     "microsoft/BioGPT-Large": BIOGPT_LARGE,
 }
+
+
+def hf_kwargs(cls: type, raw: dict[str, Any], parse: Callable[[str, Any], Any] | None = None) -> dict[str, Any]:
+    """The dataclass `cls`'s keyword arguments from an HF config dict: unknown keys and nulls
+    ignored, `dtype` read as `torch_dtype`, `num_labels` alone as LABEL_i names, types checked
+    (`parse` reads family-specific values first)."""
+    known = {f.name: f for f in fields(cls)}
+    raw = dict(raw)
+    if raw.get("torch_dtype") is None and raw.get("dtype") is not None:  # transformers >= 5 name
+        raw["torch_dtype"] = raw["dtype"]
+    if raw.get("id2label") is None and raw.get("num_labels") is not None:  # labels by count only
+        count = raw["num_labels"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"config key 'num_labels' must be a non-negative int, got {count!r}")
+        raw["id2label"] = {i: f"LABEL_{i}" for i in range(count)} or None
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known or value is None:
+            continue
+        if key == "id2label":
+            if not isinstance(value, dict):
+                raise ValueError(f"config key 'id2label' must be an object, got {type(value).__name__}")
+            try:
+                value = {int(k): str(v) for k, v in value.items()}
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"config key 'id2label' has a non-integer id: {exc}") from None
+        elif key == "architectures":
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"config key 'architectures' must be a list of strings, got {value!r}")
+            value = tuple(value)
+        else:
+            value = _check_type(key, parse(key, value) if parse else value, known[key].type)
+        kwargs[key] = value
+    return kwargs
+
+
+def read_json_config(path: str | Path, build: Callable[[dict[str, Any]], T]) -> T:
+    """Read a `config.json` object and build a config from it; errors name the file."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    try:
+        return build(raw)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

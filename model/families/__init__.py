@@ -7,10 +7,10 @@ before families existed carry BioGPT configs).
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
+from model.config import read_json_config
 from model.families.base import Family
 
 ARCHITECTURES = {
@@ -75,17 +75,7 @@ def config_from_dict(raw: dict[str, Any]) -> Any:
 
 def read_config(path: str | Path) -> Any:
     """Read an HF `config.json` into its family's config."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    try:
-        return config_from_dict(raw)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    return read_json_config(path, config_from_dict)
 
 
 def all_heads() -> dict[str, type]:

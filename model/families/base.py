@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.biogpt import DenseAttention, positions_from_mask
-from model.config import _check_type
+from model.config import hf_kwargs, read_json_config
 
 ACTIVATIONS = {  # HF ACT2FN names -> torch
     "gelu": F.gelu,  # exact erf GELU
@@ -44,49 +44,12 @@ class HFConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Any:
         """Build from an HF-style dict; unknown keys are ignored, wrong types refused."""
-        known = {f.name: f for f in fields(cls)}
-        raw = dict(raw)
-        if raw.get("torch_dtype") is None and raw.get("dtype") is not None:
-            raw["torch_dtype"] = raw["dtype"]
-        if raw.get("id2label") is None and raw.get("num_labels") is not None:
-            count = raw["num_labels"]
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"config key 'num_labels' must be a non-negative int, got {count!r}")
-            raw["id2label"] = {i: f"LABEL_{i}" for i in range(count)} or None
-        kwargs: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in known or value is None:
-                continue
-            if key == "id2label":
-                if not isinstance(value, dict):
-                    raise ValueError(f"config key 'id2label' must be an object, got {type(value).__name__}")
-                try:
-                    value = {int(k): str(v) for k, v in value.items()}
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"config key 'id2label' has a non-integer id: {exc}") from None
-            elif key == "architectures":
-                if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                    raise ValueError(f"config key 'architectures' must be a list of strings, got {value!r}")
-                value = tuple(value)
-            else:
-                value = _check_type(key, cls._parse(key, value), known[key].type)
-            kwargs[key] = value
-        return cls(**kwargs)
+        return cls(**hf_kwargs(cls, raw, cls._parse))
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> Any:
         """Read an HF `config.json`."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        try:
-            return cls.from_dict(raw)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        return read_json_config(path, cls.from_dict)
 
     def to_dict(self) -> dict[str, Any]:
         """HF-compatible dict (loadable by the family's transformers config class)."""

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from model.attention import AttnSpec
 from model.families.base import (ACTIVATIONS, CausalLMHead, Conv1D, Family, HFConfig, SequenceClassifierHead,
                                  TokenClassifierHead, split_heads)
+from model.families.pre_ln import LearnedPositionsBody, PreLNBlock
 
 
 @dataclass(frozen=True)
@@ -105,40 +106,15 @@ class ConvMLP(nn.Module):
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))  # (B, T, d)
 
 
-class GPT2Block(nn.Module):
-    """x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
-
-    def __init__(self, config: GPT2Config, layer: int) -> None:
-        super().__init__()
-        d, eps = config.hidden_size, config.layer_norm_epsilon
-        self.ln_1 = nn.LayerNorm(d, eps=eps)
-        self.attn = ConvAttention(config, layer)
-        self.ln_2 = nn.LayerNorm(d, eps=eps)
-        self.mlp = ConvMLP(config, config.activation_function)
-
-    def forward(self, x: Tensor, attn: Any) -> Tensor:
-        x = x + self.attn(self.ln_1(x), attn)  # (B, T, d)
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT2Model(nn.Module):
-    """wte + wpe, the blocks, ln_f."""
+class GPT2Model(LearnedPositionsBody):
+    """wte + wpe, pre-LN blocks of ConvAttention and ConvMLP, ln_f."""
 
     def __init__(self, config: GPT2Config) -> None:
-        super().__init__()
-        d = config.hidden_size
-        self.wte = nn.Embedding(config.vocab_size, d)
-        self.wpe = nn.Embedding(config.max_position_embeddings, d)
-        self.drop = nn.Dropout(config.embd_pdrop)
-        self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.num_hidden_layers))
-        self.ln_f = nn.LayerNorm(d, eps=config.layer_norm_epsilon)
+        def block(layer: int) -> PreLNBlock:
+            return PreLNBlock(config.hidden_size, config.layer_norm_epsilon, ConvAttention(config, layer),
+                              ConvMLP(config, config.activation_function))
 
-    def forward(self, input_ids: Tensor, positions: Tensor, attn: Any) -> Tensor:
-        """input_ids, positions: (B, T) -> hidden (B, T, d); pads (position -1) read row 0."""
-        x = self.drop(self.wte(input_ids) + self.wpe(positions.clamp(min=0)))  # (B, T, d)
-        for block in self.h:
-            x = block(x, attn)
-        return self.ln_f(x)
+        super().__init__(config, block, config.embd_pdrop)
 
 
 class GPT2LMHeadModel(CausalLMHead):
