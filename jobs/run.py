@@ -33,8 +33,8 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ner-model", help="token-classification checkpoint: hub repo id, folder or "
                    "bundled:NAME (default with ner: bundled:cdr-small; 'demo': the random tagger)")
     p.add_argument("--entities", help="entity dictionary (*.entities.json) for ID linking")
-    p.add_argument("--lexicon", help="lexicon folder (`biomine lexicon build`): links every mention "
-                   "and relation end to MeSH")
+    p.add_argument("--lexicon", help="MeSH lexicon that links every mention and relation end: a folder "
+                   "(`biomine lexicon build`) or bundled:NAME (default bundled:cdr-do); 'none': no linking")
     p.add_argument("--demo-model", action="store_true", default=None,
                    help="tiny random BioGPT built on the spot for RE (runs anywhere; output "
                    "meaningless); ner keeps the bundled tagger unless --ner-model demo")

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from model.bundled import DEFAULT_TAGGER  # the tagger `ner` uses when no ner_model is given
 
+DEFAULT_LEXICON = "bundled:cdr-do"  # the MeSH lexicon runs link with unless told otherwise
+
 RE_TASKS = ("re-bc5cdr", "re-ddi", "re-kd-dti")
 ALL_TASKS = (*RE_TASKS, "ner")
 DEMO_MODEL = "demo"  # model id recorded for the tiny random model of --demo-model
@@ -27,7 +29,8 @@ class RunConfig(BaseModel):
     ner_model: str | None = Field(None, description="token-classification checkpoint (default with ner: "
                                   "bundled:cdr-small; 'demo': the random tagger)")
     entities: str | None = Field(None, description="entity dictionary (*.entities.json) for linking")
-    lexicon: str | None = Field(None, description="lexicon folder (`biomine lexicon build`) for MeSH linking")
+    lexicon: str | None = Field(DEFAULT_LEXICON, description="MeSH lexicon: a folder (`biomine lexicon build`) "
+                                f"or bundled:NAME (default {DEFAULT_LEXICON}); 'none': no linking")
     demo_model: bool = Field(False, description="tiny random BioGPT built on the spot for RE (and for "
                              "ner with ner_model 'demo'); output meaningless")
     gpus: int | None = Field(None, ge=0, description="GPU actors (None: all GPUs of the cluster; 0: one CPU actor)")
@@ -62,6 +65,11 @@ class RunConfig(BaseModel):
         if isinstance(value, str):
             value = [t.strip() for t in value.split(",") if t.strip()]
         return value
+
+    @field_validator("lexicon", mode="before")
+    @classmethod
+    def _no_lexicon(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator("tasks")
     @classmethod

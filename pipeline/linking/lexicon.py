@@ -29,6 +29,7 @@ from pipeline.linking.normalize import keys, permuted
 log = logging.getLogger(__name__)
 
 CHEMICAL, DISEASE = "Chemical", "Disease"
+BUNDLED_LEXICONS = Path(__file__).resolve().parents[1] / "data" / "lexicons"  # bundled:NAME
 SOURCES = ("gold", "mesh", "obo", "entities", "corpus-index")  # source code = index
 KEYS_SCHEMA = pa.schema([("hash", pa.uint64()), ("levels", pa.uint8()), ("concept", pa.int32()),
                          ("source", pa.uint8()), ("weight", pa.float32())])
@@ -41,6 +42,24 @@ _TYPE_ALIASES = {"chemical": CHEMICAL, "chemicals": CHEMICAL, "drug": CHEMICAL, 
 def lexicon_type(entity_type: str | None) -> str | None:
     """The lexicon type an entity type links to (Chemical, Disease) or None (any type)."""
     return _TYPE_ALIASES.get((entity_type or "").strip().lower())
+
+
+def bundled_lexicons() -> list[str]:
+    """The names of the lexicons shipped in the package (`bundled:NAME`)."""
+    return sorted(p.parent.name for p in BUNDLED_LEXICONS.glob("*/lexicon.json"))
+
+
+def lexicon_folder(name: str | Path) -> Path:
+    """The folder of a lexicon: a path, or `bundled:NAME` for one shipped in the package."""
+    text = str(name)
+    if not text.startswith("bundled:"):
+        return Path(name)
+    bundled = text[len("bundled:"):]
+    folder = BUNDLED_LEXICONS / bundled
+    if "/" in bundled or bundled.startswith(".") or not (folder / "lexicon.json").is_file():
+        raise FileNotFoundError(f"{text!r}: no such bundled lexicon; the package ships "
+                                f"{['bundled:' + n for n in bundled_lexicons()] or 'none'}")
+    return folder
 
 
 def key_hash(key: str) -> int:
@@ -165,7 +184,7 @@ class Lexicon:
     """A built lexicon, memory-mapped: `candidates(level, key)` -> [(concept, source, weight)]."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+        self.folder = lexicon_folder(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"lexicon folder not found: {self.folder} "
                                     "(build one with `biomine lexicon build`)")
