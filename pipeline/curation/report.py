@@ -125,7 +125,8 @@ def _example(article: dict[str, Any]) -> str:
     sections = {"title": article.get("title") or "", "abstract": article.get("abstract") or ""}
     spans: dict[str, list] = {"title": [], "abstract": []}
     for ent in article["entities"]:
-        spans[ent["section"]].append((ent["start"], ent["end"], ent["type"], f"{ent['type']} {ent['score']:.2f}"))
+        tip = f"{ent['type']} {ent['score']:.2f}" + (f" {ent['id']}" if ent.get("id") else "")
+        spans[ent["section"]].append((ent["start"], ent["end"], ent["type"], tip))
     if not article["entities"]:
         for rel in article["relations"]:
             for side in ("head", "tail"):
@@ -169,6 +170,7 @@ def render(data: ReportData) -> str:
     ]
     errors = [(kind, n, data.error_examples.get(kind, "")[:200]) for kind, n in data.errors_by_kind.most_common()]
     pairs = [(h, r, t, n) for (h, r, t), n in data.top_pairs.most_common()]
+    entities = [(x, t, i or "—", n) for (t, i, x), n in data.top_entities.most_common()]
     linking = [(t, v["mentions"], v["linked"], f"{100 * (v['linked_share'] or 0):.1f} %",
                 ", ".join(f"{s} {n}" for s, n in v["by_source"].items()))
                for t, v in data.linking.items()]
@@ -184,6 +186,7 @@ def render(data: ReportData) -> str:
                           if data.errors_by_stage else "<p>none</p>"}
 <h2>Linking to MeSH</h2>{_table(linking, ("type", "mentions", "linked", "linked share", "by source"))
                            if linking else "<p>no entity rows or relation ends</p>"}
+<h2>Top entities</h2>{_table(entities, ("text", "type", "MeSH id", "rows")) if entities else "<p>no entities</p>"}
 <h2>Top pairs</h2>{_table(pairs, ("head", "relation", "tail", "rows")) if pairs else "<p>no relations</p>"}
 <h2>Example articles</h2>{"".join(_example(a) for a in data.examples) or "<p>none</p>"}
 </body></html>

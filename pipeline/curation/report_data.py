@@ -17,6 +17,8 @@ from pipeline.storage import Location
 SCORE_BINS = np.linspace(0.0, 1.0, 21)
 LENGTH_BINS = np.array([0, 1, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 6000, 10**9])
 TOP_PAIRS = 15
+TOP_ENTITIES = 20
+ENTITY_KEYS_KEPT = 100_000  # distinct (type, id or text) counted before the rarest are pruned
 N_EXAMPLES = 3
 
 
@@ -39,6 +41,7 @@ class ReportData:
     relations_by_type: Counter = field(default_factory=Counter)
     top_pairs: Counter = field(default_factory=Counter)
     entities_by_type: Counter = field(default_factory=Counter)
+    top_entities: Counter = field(default_factory=Counter)  # (type, MeSH id or "", text) -> rows
     scores: np.ndarray = field(default_factory=lambda: np.zeros(len(SCORE_BINS) - 1, np.int64))
     examples: list[dict[str, Any]] = field(default_factory=list)  # articles with their rows
     linking: dict[str, Any] = field(default_factory=dict)  # type -> linked share (pipeline.linking)
@@ -66,6 +69,24 @@ def _batches(output: Location, table: str, columns: list[str],  # noqa: ANN202 (
 def _error_kind(message: str | None) -> str:
     head = (message or "").split(":", 1)[0].strip()
     return head if head and " " not in head else "other"
+
+
+def _count_entities(counts: Counter, names: dict, table: pa.Table) -> None:
+    """Entity rows per concept (per lower-cased text where unlinked), one Arrow group-by per batch;
+    past ENTITY_KEYS_KEPT distinct keys the rarest are pruned (the top stays exact in practice)."""
+    lowered = pc.utf8_lower(table.column("text"))
+    ids = pc.fill_null(table.column("id"), "") if "id" in table.column_names else pa.array([""] * len(table))
+    keyed = pa.table({"type": table.column("type"), "id": ids, "name": lowered,
+                      "text": pc.if_else(pc.equal(ids, ""), lowered, pa.scalar(""))})
+    grouped = keyed.group_by(["type", "id", "text"]).aggregate([("name", "min"), ([], "count_all")])
+    for row in grouped.to_pylist():
+        counts[(row["type"], row["id"], row["text"])] += row["count_all"]
+        if row["id"]:
+            names.setdefault((row["type"], row["id"]), row["name_min"])
+    if len(counts) > ENTITY_KEYS_KEPT:
+        kept = counts.most_common(ENTITY_KEYS_KEPT // 2)
+        counts.clear()
+        counts.update(dict(kept))
 
 
 def collect(output: str | Path | Location) -> ReportData:
@@ -109,12 +130,16 @@ def collect(output: str | Path | Location) -> ReportData:
         pairs = table.group_by(["head_text", "relation", "tail_text"]).aggregate([([], "count_all")])
         for row in pairs.to_pylist():
             data.top_pairs[(row["head_text"], row["relation"], row["tail_text"])] += row["count_all"]
-    for batch in _batches(out, "entities", ["type", "score"], committed):
+    names: dict[tuple[str, str], str] = {}  # (type, id) -> the first text seen for it
+    for batch in _batches(out, "entities", ["type", "score", "text", "id"], committed):
         for item in pc.value_counts(batch.column("type")).to_pylist():
             data.entities_by_type[item["values"]] += item["counts"]
+        _count_entities(data.top_entities, names, pa.Table.from_batches([batch]))
         scores = pc.fill_null(batch.column("score"), 0.0).to_numpy(zero_copy_only=False)
         data.scores += np.histogram(np.clip(scores, 0.0, 1.0), SCORE_BINS)[0]
     data.top_pairs = Counter(dict(data.top_pairs.most_common(TOP_PAIRS)))
+    data.top_entities = Counter({(t, i, names.get((t, i), i) if i else x): n for (t, i, x), n
+                                 in data.top_entities.most_common(TOP_ENTITIES)})
     from pipeline.linking.summary import linking_summary
 
     data.linking = linking_summary(out)

@@ -1,9 +1,9 @@
 """The run report: numbers from the tables, written by every run, loaded in headless Chromium."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from collections import Counter
+from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
@@ -26,7 +26,11 @@ def test_report_numbers_match_the_tables(synthetic_run):
     assert int(data.scores.sum()) == len(entities)
     assert data.top_pairs.most_common(1)[0] == (("cisplatin", "CID", "nephrotoxicity"), 3)
     assert len(data.examples) == 3 and all(a["entities"] for a in data.examples)
+    by_text = Counter((e["type"], e["id"] or "", e["text"].lower() if not e["id"] else "") for e in entities)
+    assert sum(data.top_entities.values()) == sum(n for _, n in by_text.most_common(len(data.top_entities)))
+    assert {(t, i) for t, i, _ in data.top_entities} == {(t, i) for t, i, _ in by_text}  # few: all kept
     page = Path(write_report(synthetic_run)).read_text()
+    assert "<h2>Top entities</h2>" in page
     assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
     assert len(re.findall(r'<img class="plot" alt="[^"]+" src="data:image/png;base64,', page)) == 6
     assert page.count("<mark") >= sum(len(a["entities"]) for a in data.examples)
