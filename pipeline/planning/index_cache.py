@@ -46,11 +46,7 @@ class IndexStats:
 
 def file_stamp(path: str) -> str:
     """`<name>.<size>.<mtime ns>`: what identifies one version of an input file."""
-    if "://" in path:
-        fs, base = pafs.FileSystem.from_uri(path)
-    else:
-        fs, base = pafs.LocalFileSystem(), os.path.abspath(path)
-    info = fs.get_file_info(base)
+    info = Location.open(path).info()
     if info.type != pafs.FileType.File:
         raise FileNotFoundError(f"input file not found: {path}")
     return f"{info.base_name}.{info.size}.{info.mtime_ns or 0}"

@@ -43,15 +43,23 @@ def _list_xml(fs: pyarrow.fs.FileSystem, folder: str) -> list[pyarrow.fs.FileInf
     return [i for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(XML_SUFFIXES)]
 
 
+def _resolve(uri: str) -> tuple[Any, str]:
+    """(filesystem, path) of a URI, through the one storage layer."""
+    from pipeline.storage import Location
+
+    loc = Location.open(uri)
+    return loc.fs, loc.base
+
+
 def _expand_uri(item: str, resolve: Callable[[str], tuple[Any, str]] | None = None) -> list[str]:
     """One URI (file, folder, or glob in the file name) -> its XML files as URIs.
 
     file:// URIs come back as plain local paths, so local-only readers work on them too.
-    `resolve` (URI -> filesystem, path) defaults to `pyarrow.fs.FileSystem.from_uri`.
+    `resolve` (URI -> filesystem, path) defaults to opening a `Location` (the storage layer).
     """
     import pyarrow.fs as pafs
 
-    resolve = resolve or pafs.FileSystem.from_uri
+    resolve = resolve or _resolve
     scheme = item.split("://", 1)[0]
     if glob.has_magic(item):
         folder, pattern = item.rstrip("/").rsplit("/", 1)
@@ -128,9 +136,7 @@ def input_filesystem(paths: Sequence[str]) -> pyarrow.fs.FileSystem | None:
                          f"read them in separate runs or copy them to one place")
     if not paths or schemes == {""}:
         return None
-    import pyarrow.fs as pafs
-
-    return pafs.FileSystem.from_uri(paths[0])[0]
+    return _resolve(paths[0])[0]
 
 
 def _datasource_class() -> type:
@@ -182,7 +188,7 @@ def _datasource_class() -> type:
             return None
 
         def _read_stream(self, f: pyarrow.NativeFile, path: str) -> Iterator[pyarrow.Table]:
-            stream = decompressed(f)  # by content, as the index and `biomine parse` do
+            stream = decompressed(f, path)  # by content, as the index and `biomine parse` do
             # entity warnings are the index's to report (an error row here would be a 2nd row
             # for the same record); so are XML errors (a broken record, a cut file) when reading
             # the index's keep-lists: a broken record is not in the index, nor in the run

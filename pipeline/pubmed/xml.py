@@ -8,6 +8,7 @@ No DTD is loaded, nothing is fetched.
 from __future__ import annotations
 
 import gzip
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -25,7 +26,9 @@ __all__ = ["PubmedParseError", "decompressed", "iter_index", "iter_records", "it
 
 Record = dict[str, Any]
 _KIND_OF = {"article": "articles", "deletion": "deletions", "error": "errors"}
+log = logging.getLogger(__name__)
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_LAYERS = 3  # gzip inside gzip is read through, up to this depth
 
 
 class _Replay:
@@ -68,32 +71,46 @@ class _Gunzip(gzip.GzipFile):
             inner.close()
 
 
-def decompressed(raw: IO[bytes]) -> IO[bytes]:
-    """A raw byte stream (seekable or not) as XML bytes: gunzipped when its content starts with
-    the gzip magic, whatever the file is named (mirrors rename and re-compress dumps)."""
+def _peek(raw: IO[bytes], n: int) -> bytes:
     head = b""
-    while len(head) < len(GZIP_MAGIC):
-        chunk = raw.read(len(GZIP_MAGIC) - len(head))
+    while len(head) < n:
+        chunk = raw.read(n - len(head))
         if not chunk:
             break
         head += chunk
-    stream: Any = _Replay(head, raw)
-    if head == GZIP_MAGIC:
-        return _Gunzip(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return head
+
+
+def decompressed(raw: IO[bytes], name: str = "") -> IO[bytes]:
+    """A raw byte stream (seekable or not) as XML bytes: gunzipped when its content starts with
+    the gzip magic, whatever the file is named (mirrors rename and re-compress dumps), and again
+    while the content is still gzip (a `.gz` uploaded through a stream that compressed it once
+    more), with a warning naming the file."""
+    stream: Any = raw
+    for layer in range(MAX_GZIP_LAYERS + 1):
+        head = _peek(stream, len(GZIP_MAGIC))
+        stream = _Replay(head, stream)
+        if head != GZIP_MAGIC:
+            break
+        if layer == MAX_GZIP_LAYERS:
+            raise ValueError(f"{name or 'input'}: still gzip after {MAX_GZIP_LAYERS} gunzips; not PubMed XML")
+        if layer == 1:
+            log.warning("%s is gzip-compressed twice (an upload that compressed a .gz again?); "
+                        "read through both layers", name or "input")
+        stream = _Gunzip(fileobj=stream, mode="rb")
     return stream
 
 
 def open_xml(path: str) -> IO[bytes]:
     """Open a local path or a URI (s3://, gs://, any pyarrow filesystem) as a binary XML stream,
-    gunzipped when its content starts with the gzip magic bytes (the name does not matter)."""
+    gunzipped by content (`decompressed`), never by the file name."""
     if "://" in path:
-        import pyarrow.fs as pafs
+        from pipeline.storage import Location
 
-        fs, base = pafs.FileSystem.from_uri(path)
-        raw: Any = fs.open_input_stream(base)
+        raw: Any = Location.open(path).open_input("")
     else:
         raw = open(path, "rb")
-    return decompressed(raw)
+    return decompressed(raw, path)
 
 
 def _children(el: etree._Element | None) -> dict[Any, etree._Element]:

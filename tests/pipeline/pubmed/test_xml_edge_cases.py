@@ -43,6 +43,22 @@ def test_compression_is_detected_from_content_both_ways(tmp_path, data_dir):
     assert decompressed(ForwardOnly(b"<")).read() == b"<"  # shorter than the magic
 
 
+def test_a_file_gzipped_twice_is_read_through_both_layers_with_a_warning(tmp_path, data_dir, caplog):
+    """A .gz uploaded through a stream that compressed it again: the index (`open_xml`) and the
+    Ray reader (`decompressed` on the raw bytes) both read every record, and say so."""
+    packed = (data_dir / "pubmed" / SAMPLE).read_bytes()
+    twice = tmp_path / "twice.xml.gz"
+    twice.write_bytes(gzip.compress(packed))
+    want = [r["pmid"] for r in iter_records(str(data_dir / "pubmed" / SAMPLE))]
+    with caplog.at_level("WARNING"):
+        assert [r["pmid"] for r in iter_records(str(twice))] == want
+    assert any("gzip-compressed twice" in r.message and "twice.xml.gz" in r.message for r in caplog.records)
+    assert decompressed(ForwardOnly(twice.read_bytes()), "x").read() == gzip.decompress(packed)
+    nested = gzip.compress(gzip.compress(gzip.compress(twice.read_bytes())))
+    with pytest.raises(ValueError, match="still gzip after 3 gunzips"):
+        decompressed(ForwardOnly(nested), "deep.gz").read()
+
+
 DTD_EXT = '<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet [\n<!ENTITY ext SYSTEM "file:///etc/hostname">\n]>\n'
 
 
