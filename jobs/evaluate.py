@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 METRICS: tuple[str, ...] = ("bc5cdr-relation", "bc5cdr-mention", "bc5cdr-id", "ddi", "kd-dti")
@@ -13,12 +14,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate", help="score predictions against gold (BioCreative V CDR kit, BioGPT hard match)",
         description="BC5CDR metrics read PubTator or BioC files and count exactly what the "
-                    "official CDR kit's jar counts; ddi/kd-dti read BioGPT's gold JSON and our "
-                    "relation rows (.parquet/.jsonl) or a JSON in the gold layout, and report "
+                    "official CDR kit's jar counts; ddi/kd-dti read BioGPT's gold JSON and a "
+                    "`biomine run` output folder (its re-ddi/re-kd-dti rows), our relation rows "
+                    "(.parquet/.jsonl) or a JSON in the gold layout, and report "
                     "BioGPT's hard-match scores (hard_match_evaluation.py).")
     p.add_argument("metric", choices=METRICS)
     p.add_argument("--gold", required=True, metavar="FILE", help="gold file")
-    p.add_argument("--pred", required=True, metavar="FILE", help="prediction file")
+    p.add_argument("--pred", required=True, metavar="FILE",
+                   help="prediction file (ddi/kd-dti: or a `biomine run` output folder)")
     p.add_argument("--type", dest="types", action="append", metavar="TYPE",
                    help="bc5cdr-*: entity type (mention/id; default: the types the predictions "
                         "contain) or relation type (relation; default CID) to score; repeatable")
@@ -53,6 +56,20 @@ def _cdr(metric: str, gold: str, pred: str, types: list[str] | None, fmt: str,
     return result
 
 
+def run_triples(folder: str | Path, task: str) -> dict[str, list[tuple[str, str, str]]]:
+    """(head, tail, relation) of one task's relation rows in a `biomine run` output folder (or
+    update state folder), keyed by str(pmid); read as `biomine export` reads them (only the
+    files a commit names)."""
+    from pipeline.curation.source import Selection, iter_chunks
+
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for chunk in iter_chunks(folder, Selection(tasks=(task,))):
+        for pmid, rows in chunk.relations.items():
+            out.setdefault(str(pmid), []).extend(
+                (str(r["head_text"]), str(r["tail_text"]), str(r["relation"])) for r in rows)
+    return out
+
+
 def _triples(metric: str, gold: str, pred: str, show_errors: int, align_by_position: bool,
              pmids: str | None) -> dict[str, Any]:
     from pipeline.evaluate import hard_match
@@ -69,7 +86,7 @@ def _triples(metric: str, gold: str, pred: str, show_errors: int, align_by_posit
     elif pmids:
         raise ValueError("--pmids goes with --align-by-position")
     else:
-        pred_map = load_pred(pred)
+        pred_map = run_triples(pred, "re-" + metric) if Path(pred).is_dir() else load_pred(pred)
     result = hard_match.evaluate(pred_map, gold_map, doc_ids)
     if align_by_position:
         result["n_pred_lines"] = len(doc_ids or [])

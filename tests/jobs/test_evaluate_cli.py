@@ -110,3 +110,47 @@ def test_align_by_position_reads_biogpt_lines_and_leaves_out_the_rest(capsys, da
     code, _, err = _run(capsys, "evaluate", "ddi", "--gold", str(gold_path), "--pred", str(pred),
                         "--pmids", str(pmids))
     assert code == 2 and "--align-by-position" in err
+
+
+def test_ddi_reads_a_run_output_folder_its_ddi_rows_only(capsys, data_dir, tmp_path):
+    # `--pred OUT` (a `biomine run` folder): every part file's re-ddi rows, no other task's rows,
+    # scored exactly as the same re-ddi rows in one Parquet file
+    import pyarrow as pa
+
+    from pipeline.dataflow.outputs import OUT_ARTICLE_SCHEMA
+    from pipeline.tasks.re_ddi import RECIPE
+    from pipeline.tasks.relation import render_answer
+
+    source = json.loads((data_dir / "gold" / "biogpt_DDI_valid.json").read_text())
+    docs = [d for d in source.values() if d["triples"]
+            and " and " not in d["triples"][0]["drug"] + d["triples"][0]["target"]][:4]
+    gold = {str(pmid): doc for pmid, doc in enumerate(docs, 1)}  # a run holds numeric PMIDs
+    gold_path = tmp_path / "gold.json"
+    gold_path.write_text(json.dumps(gold))
+    ddi, kd = get_task("re-ddi", None), get_task("re-kd-dti", None)
+    out, all_ddi = tmp_path / "run", []
+    for part, pmids in (("part-a", ["1", "2"]), ("part-b", ["3", "4"])):
+        articles, ddi_rows, kd_rows = [], [], []
+        for pmid in pmids:
+            article = {"pmid": int(pmid), "version": 1, "title": "", "abstract": gold[pmid]["abstract"]}
+            first = gold[pmid]["triples"][0]
+            answer = render_answer(RECIPE, [(first["drug"].lower(), first["target"].lower(),
+                                             first["interaction"])])
+            ddi_rows += ddi.parse_outputs(article, answer, model_id="m", run_id="r").rows
+            kd_rows += kd.parse_outputs(article, "the interaction between a and b is inhibitor.",
+                                        model_id="m", run_id="r").rows
+            articles.append({**article, "n_relations": 2})
+        for table, rows in (("articles", pa.Table.from_pylist(articles, schema=OUT_ARTICLE_SCHEMA)),
+                            ("relations", rows_to_table(ddi_rows + kd_rows, "re-ddi"))):
+            (out / table).mkdir(parents=True, exist_ok=True)
+            pq.write_table(rows, out / table / f"{part}.parquet")
+        all_ddi += ddi_rows
+    pq.write_table(rows_to_table(all_ddi, "re-ddi"), tmp_path / "pred.parquet")
+    code, folder, _ = _run(capsys, "evaluate", "ddi", "--gold", str(gold_path), "--pred", str(out),
+                           "--json")
+    _, single, _ = _run(capsys, "evaluate", "ddi", "--gold", str(gold_path),
+                        "--pred", str(tmp_path / "pred.parquet"), "--json")
+    result = json.loads(folder)
+    assert code == 0 and result == json.loads(single)
+    assert (result["tp"], result["fp"], result["precision"]) == (4, 0, 1.0)
+    assert result["n_samples"] == 4 and result["n_pred_without_gold"] == 0

@@ -8,21 +8,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 
 from jobs.cli import main
-from model.config import BioGptConfig
 from pipeline.tasks.pubtator import read_pubtator, write_pubtator
 from pipeline.training.re_data import longest_names, pubtator_records
+from tests.jobs.memorise import mine, pubmed_xml, save_random_base
 from tests.pipeline.evaluate.kit import JAVA, run_jar
 
 pytestmark = [pytest.mark.ray,
               pytest.mark.skipif(JAVA is None, reason="needs a Java runtime for the kit's jar")]
 N_DOCS = 16
-SIZE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
-            max_position_embeddings=1024, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 EPOCHS = 70
 
 
@@ -49,30 +46,15 @@ def pick_documents(path: Path, n: int) -> tuple[list, dict]:
     return chosen, names
 
 
-def pubmed_xml(docs: list) -> str:
-    """A PubmedArticleSet holding each document's title and abstract."""
-    body = "".join(
-        f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{d.pmid}'
-        f"</PMID><Article><ArticleTitle>{escape(d.title)}</ArticleTitle><Abstract><AbstractText>"
-        f"{escape(d.abstract)}</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>"
-        for d in docs)
-    return f"<PubmedArticleSet>{body}</PubmedArticleSet>"
-
-
 def test_train_re_memorises_and_mining_scores_with_the_official_jar(ray_cluster, data_dir, tmp_path,
                                                                     capsys):
-    from model.loader import build_random_model, save_pretrained
-    from model.tokenizer import BioGptTokenizer
-
     docs, names = pick_documents(data_dir / "gold" / "CDR_TrainingSet.PubTator.txt", N_DOCS)
     assert len(docs) == N_DOCS
     gold, entities, xml = tmp_path / "gold.txt", tmp_path / "entities.json", tmp_path / "in.xml"
     write_pubtator(gold, docs)
     entities.write_text(json.dumps(names))
     xml.write_text(pubmed_xml(docs))
-    base = tmp_path / "base"
-    save_pretrained(build_random_model(BioGptConfig(**SIZE), seed=0, device="cpu"), base,
-                    BioGptTokenizer.from_pretrained("microsoft/biogpt"))
+    base = save_random_base(tmp_path / "base")
     started = time.perf_counter()
     out = tmp_path / "re"
     assert main(["train-re", "--task", "bc5cdr", "--train", str(gold), "--base", str(base),
@@ -82,15 +64,8 @@ def test_train_re_memorises_and_mining_scores_with_the_official_jar(ray_cluster,
     log = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     trained = time.perf_counter() - started
     mined = tmp_path / "mined"
-    context = ray_cluster.data.DataContext.get_current()
-    patience, context.execution_no_progress_timeout_s = context.execution_no_progress_timeout_s, 600
-    try:
-        code = main(["run", str(xml), "-o", str(mined), "--tasks", "re-bc5cdr", "--re-model", str(out),
-                     "--entities", str(entities), "--max-new-tokens", "96", "--no-progress",
-                     "--address", ray_cluster.get_runtime_context().gcs_address])
-    finally:
-        context.execution_no_progress_timeout_s = patience
-    assert code == 0
+    assert mine(ray_cluster, xml, mined, "--tasks", "re-bc5cdr", "--re-model", str(out),
+                "--entities", str(entities), "--max-new-tokens", "96") == 0
     pred = tmp_path / "pred.txt"
     assert main(["export", str(mined), "--format", "pubtator", "-o", str(pred)]) == 0
     items = run_jar("relation", "CID", "PubTator", gold, pred)
