@@ -6,8 +6,9 @@ thread (the owner overwrites its own lease) and deletes it when the block ends, 
 ends. A driver killed outright cannot delete it: its lease goes stale once its heartbeat is
 older than its TTL and the next job takes it over with a warning. A live lease refuses the job
 with `LeaseHeld` (a ValueError: the CLI prints its one line and exits 2); `break_lease` removes
-any lease first. Two jobs taking over the same stale lease in the same instant could both win;
-the commit records (put-if-absent) stay the backstop.
+any lease first. Staleness is judged by the holder's clock (its heartbeat time) against ours, so
+node clocks must agree to well within the TTL (NTP does). Two jobs taking over the same stale
+lease in the same instant could both win; the commit records (put-if-absent) stay the backstop.
 """
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ class Lease:
                                        "ttl_s": self.config.ttl_s, "token": self.token}
         self.lost = False
         self.released = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the heartbeat thread and the job's own calls
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._made: str | None = None  # the first folder the lease itself created (local)
@@ -188,10 +189,11 @@ class Lease:
 
     def set_run_id(self, run_id: str) -> None:
         """Name the run in the lease once it is known (rewritten at once)."""
-        if self.record.get("run_id") != run_id:
-            self.record["run_id"] = run_id
-            with contextlib.suppress(OSError):
-                self.refresh()
+        with self._lock:
+            if self.record.get("run_id") != run_id:
+                self.record["run_id"] = run_id
+                with contextlib.suppress(OSError):
+                    self.refresh()
 
     def _beat(self) -> None:
         while not self._stop.wait(self.config.interval_s):

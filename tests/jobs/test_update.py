@@ -104,9 +104,11 @@ def test_update_refuses_a_live_lease_and_breaks_a_dead_ones(ray_cluster, tmp_pat
     write(inputs, "pubmed26n0001.xml", article_xml(301, "one"))
     # left by an updater whose driver was killed a moment ago: its heartbeat still looks live
     (state / "_lease.json").write_text(json.dumps({
-        "job": "update", "run_id": "update-killed", "host": "gpu-3", "pid": 777, "started": "2026-12-05T10:00:00+00:00",
-        "heartbeat": "2999-01-01T00:00:00+00:00", "ttl_s": 600, "token": "dead"}))
-    args = ["update", "--state", str(state), "-i", str(inputs), "--demo-model", "--tasks", "ner", "--no-progress"]
+        "job": "update", "run_id": "update-killed", "host": "gpu-3", "pid": 777,
+        "started": "2026-12-05T10:00:00+00:00", "heartbeat": "2999-01-01T00:00:00+00:00", "ttl_s": 600,
+        "token": "dead"}))
+    args = ["update", "--state", str(state), "-i", str(inputs), "--demo-model", "--tasks", "ner",
+            "--no-progress"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "in use by another biomine update (run update-killed, host gpu-3, pid 777" in err
