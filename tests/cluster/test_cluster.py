@@ -8,9 +8,10 @@ is refused by the first one's lease; a replacement GPU worker joins and is kille
 (the clean run's rows of that file are the baseline); a plan the cluster cannot place is
 refused; losing the only GPU node ends in the watchdog's message. Every driver is a
 subprocess; the nodes never see the AWS_* settings.
-Measured 2026-12-05: 7 passed in 12 min 27 s on the shared 2-core box at load average 10-15
-(setup 54 s, job-submit run 204 s, node-kill run 174 s, update node-kill 150 s, lease 76 s,
-the rest 87 s); 960 articles (3 x 300 synthesized + the 60 of the sample) to keep it there.
+Measured 2026-12-05 on the shared 2-core box: 7 passed in 5 min 4 s with the box nearly quiet
+(setup 22 s, job-submit run 85 s, node-kill run 75 s, update node-kill 37 s, lease 28 s, the
+rest 56 s), 10 min 33 s at load average 8-13; 960 articles (3 x 300 synthesized + the 60 of
+the sample) to keep it there.
 """
 from __future__ import annotations
 
