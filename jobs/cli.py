@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="biomine",
         description="Mine PubMed with BioGPT on Ray: parse, run, update, fetch, train, evaluate.",
-        epilog="exit codes: 0 done, 1 failed, 2 bad usage or failed preflight, 3 finished with "
-               "record/file errors, 130 interrupted")
+        epilog="exit codes: 0 done, 1 failed, 2 bad usage, failed preflight or output leased by "
+               "another live job, 3 finished with record/file errors, 130 interrupted")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, full tracebacks")
     parser.add_argument("--version", action="version", version=f"biomine {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)

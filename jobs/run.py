@@ -55,6 +55,13 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
                    help="no progress line")
 
 
+def add_lease_option(p: argparse.ArgumentParser, folder: str) -> None:
+    """`--break-lease`, shared by `run` and `update`."""
+    p.add_argument("--break-lease", action="store_true",
+                   help=f"remove {folder}/_lease.json first: only when the job it names is dead (a lease "
+                        "without a heartbeat for lease_ttl_s is taken over anyway)")
+
+
 def config_only_settings() -> str:
     """Help text listing the RunConfig settings that have no flag (config file only)."""
     from pipeline.config import RunConfig
@@ -83,8 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `run` sub-command."""
     p = sub.add_parser("run", help="mine PubMed XML with BioGPT into Parquet (resumable)",
                        description=__doc__, epilog=config_only_settings()
-                       + "\n\nexit codes: 0 all mined, 1 failed, 2 bad usage or preflight, 3 finished "
-                       "with record/file errors, 130 interrupted\n")
+                       + "\n\nexit codes: 0 all mined, 1 failed, 2 bad usage, preflight or OUT in use "
+                       "by another live run, 3 finished with record/file errors, 130 interrupted\n")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="XML files, globs or folders")
     p.add_argument("-o", "--output", help="output folder (a rerun with the same folder resumes)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample PubMed files")
@@ -95,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (files, records, done, to mine, output size) and exit")
     add_mining_options(p)
+    add_lease_option(p, "OUT")
     p.set_defaults(func=handle)
 
 
@@ -123,6 +131,6 @@ def handle(args: argparse.Namespace) -> int:
     from pipeline.dataflow.build import run
     from jobs.run_summary import print_summary
 
-    manifest = run(config, strict=args.strict)
+    manifest = run(config, strict=args.strict, break_lease=args.break_lease)
     log.debug("manifest: %s", json.dumps(manifest, default=str))
     return print_summary(manifest, config.output)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from jobs.run import add_mining_options, mining_values
+from jobs.run import add_lease_option, add_mining_options, mining_values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bucket-width", type=int, default=1_000_000, metavar="N",
                    help="PMIDs per partition of STATE/current (used when the state is created)")
     add_mining_options(p)
+    add_lease_option(p, "STATE")
     p.set_defaults(func=handle)
 
 
@@ -35,7 +36,7 @@ def handle(args: argparse.Namespace) -> int:
     from pipeline.pubmed.read import expand_inputs
 
     check_run(config, expand_inputs(config.inputs))  # models, -o, inputs: before Ray starts
-    summary = update(config, args.state, Layout(bucket_width=args.bucket_width))
+    summary = update(config, args.state, Layout(bucket_width=args.bucket_width), break_lease=args.break_lease)
     for item in summary["processed"]:
         print(f"{item['file']}: upserted {item['upserted']}, deleted {item['deleted']}, "
               f"current articles {item.get('current_articles', 0)}")

@@ -56,6 +56,8 @@ class RunConfig(BaseModel):
     stall_timeout_s: float = Field(600, ge=0, description="watchdog: fail the run (exit 1, naming what Ray "
                                    "cannot place) when no article moves for this long; 0 = off")
     rows_per_file: int = Field(100_000, ge=1, description="output rows per file-group (articles per Parquet file)")
+    lease_ttl_s: float = Field(600, ge=10, description="lease on -o / the state (_lease.json): taken over "
+                               "when its holder's heartbeat (every min(30 s, TTL/4)) is older than this")
     run_id: str | None = None
     progress: bool = True
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("model", "pipeline", "jobs", "benchmarks")
-STORAGE = {"pipeline.storage", "pipeline.storage.location", "pipeline.storage.exclusive"}  # any layer may use
+STORAGE = {"pipeline.storage", "pipeline.storage.location", "pipeline.storage.exclusive",
+           "pipeline.storage.lease"}  # any layer may use
 
 
 def _module(path: Path) -> str:

@@ -130,28 +130,44 @@ def build_dataset(ray: Any, config: RunConfig, files: list[str], pending: pa.Tab
                           compute=pool(min_size=1, max_size=cpu_actors), num_cpus=cpu)
 
 
-def run(config: RunConfig, *, strict: bool = False) -> dict:
-    """Run (or resume) the job; returns the manifest also written to OUT/_manifest.json.
+def run(config: RunConfig, *, strict: bool = False, break_lease: bool = False, lease: bool = True) -> dict:
+    """Run (or resume) the job under OUT/_lease.json; returns the manifest also written to
+    OUT/_manifest.json. `lease=False`: the caller holds a lease over OUT (`biomine update`).
 
-    Raises PreflightError (nothing written, before Ray starts), RunFailed (root cause and advice;
-    also when the record accounting does not add up, or, with strict, on any error) or
-    RunInterrupted (Ctrl-C).
+    Raises PreflightError (nothing written, before Ray starts), LeaseHeld (another live run works
+    in OUT), RunFailed (root cause and advice; also when the record accounting does not add up,
+    or, with strict, on any error) or RunInterrupted (Ctrl-C).
     """
-    from pipeline.records.accounting import account, describe
-    from pipeline.records.failures import RunFailed, RunInterrupted, explain
-    from pipeline.records.manifest import invocation_entry, read_manifest, with_history
     from pipeline.planning.preflight import check_run
-    from pipeline.records.progress import Progress
     from pipeline.pubmed.read import expand_inputs
+    from pipeline.storage.lease import LeaseConfig, hold_lease
 
     started = time.time()
     files = expand_inputs(config.inputs)  # missing paths fail here, before any work
     check_run(config, files)  # bad models, -o, unreadable inputs: before Ray, nothing written
-    ray, placement = connect(config)  # a cluster that cannot run the plan: refused, nothing written
     out = Location.open(config.output)  # the one resolution of -o; passed on from here
+    if not lease:
+        return _run(config, files, out, started, strict, None)
+    stored = out.read_json("_run.json")["run_id"] if out.is_file("_run.json") else None
+    with hold_lease(out, "run", config.run_id or stored, LeaseConfig(ttl_s=config.lease_ttl_s),
+                    break_lease) as held:  # one run at a time in OUT, before Ray starts
+        return _run(config, files, out, started, strict, held)
+
+
+def _run(config: RunConfig, files: list[str], out: Location, started: float, strict: bool,
+         held: Any) -> dict:
+    """The run itself, once OUT is ours (see run)."""
+    from pipeline.records.accounting import account, describe
+    from pipeline.records.failures import RunFailed, RunInterrupted, explain
+    from pipeline.records.manifest import invocation_entry, read_manifest, with_history
+    from pipeline.records.progress import Progress
+
+    ray, placement = connect(config)  # a cluster that cannot run the plan: refused, nothing written
     previous = read_manifest(out)
     locked_before = _run_lock_exists(out)
     run_id = _run_id(config, out)
+    if held is not None:
+        held.set_run_id(run_id)
     status, failure, explained, log_path, details = "failed", None, None, None, None
     index, file_errors, sink, progress = None, [], None, None
     counts = {"records": 0, "deletions": 0, "latest": 0, "done": 0, "pending": 0}

@@ -13,6 +13,8 @@ Per file, in NLM order: mine it (only the PMIDs new or revised in it), then one 
 (pipeline/state/apply.py): delta rows into the touched buckets, tombstones for the versions the
 file revised or deleted, compaction of at most a few due buckets, history, commit. The cost of a
 file follows the file, not the state. A file already listed in `_state.json` is skipped.
+One updater at a time: the job holds `STATE/_lease.json` (pipeline/storage/lease.py) from before
+it opens the state until it ends; a second one is refused (LeaseHeld, exit 2) before any work.
 """
 from __future__ import annotations
 
@@ -63,8 +65,20 @@ def after_commit(config: RunConfig, state_dir: str | Location, state: dict[str, 
     """Hook run after each committed update file (a place for derived views, e.g. a relation graph)."""
 
 
-def update(config: RunConfig, state_dir: str | Location, layout: Layout | None = None) -> dict[str, Any]:
-    """Process every input file not yet in the state, in NLM order; returns a summary."""
+def update(config: RunConfig, state_dir: str | Location, layout: Layout | None = None, *,
+           break_lease: bool = False) -> dict[str, Any]:
+    """Process every input file not yet in the state, in NLM order, under STATE/_lease.json
+    (LeaseHeld while another live updater holds it); returns a summary."""
+    from pipeline.storage.lease import LeaseConfig, hold_lease, new_run_id
+
+    loc = Location.open(state_dir)  # opened once: the lease, the store, every file's run, the graph
+    with hold_lease(loc, "update", config.run_id or new_run_id("update"),
+                    LeaseConfig(ttl_s=config.lease_ttl_s), break_lease):
+        return _update(config, loc, layout)
+
+
+def _update(config: RunConfig, loc: Location, layout: Layout | None) -> dict[str, Any]:
+    """The update itself, once the state is ours (see update)."""
     from pipeline.dataflow.build import run
     from pipeline.dataflow.outputs import OUTPUT_TABLES
     from pipeline.pubmed.read import expand_inputs
@@ -73,7 +87,6 @@ def update(config: RunConfig, state_dir: str | Location, layout: Layout | None =
     schemas = {t.name: t.schema for t in OUTPUT_TABLES}
     settings = {"tasks": config.tasks, "re_model": config.re_model_id, "ner_model": config.ner_model_id,
                 "entities": config.entities}
-    loc = Location.open(state_dir)  # opened once: the store, every file's run, the graph
     store = StateStore(loc)
     state = store.open(settings, layout or Layout())
     done = {p["file"] for p in state["processed"]}
@@ -86,7 +99,7 @@ def update(config: RunConfig, state_dir: str | Location, layout: Layout | None =
         stem = file_stem(path)
         run_dir = loc.child(f"runs/{stem}")
         run_cfg = config.model_copy(update={"inputs": [path], "output": run_dir.uri, "run_id": f"update-{stem}"})
-        run(run_cfg)  # raises on failure; the next update resumes this file's run
+        run(run_cfg, lease=False)  # STATE's lease covers it; raises on failure, the next update resumes
         new = {t: read_run_table(run_dir, t, schemas[t]) for t in DATA_TABLES}
         state, counts = apply_file(store, state, name, new, file_deletions(path))
         log.info("update %s: %s", name, counts)

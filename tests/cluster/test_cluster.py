@@ -3,12 +3,15 @@
 One cluster for the module (head 0 CPUs + two 1-CPU, 1-GPU workers; tests/cluster/conftest.py)
 whose shape the tests change in order: a clean run sent with `ray job submit` is the baseline;
 a worker's raylet is killed mid-run (the cluster left is the shape that used to stall: a single
-1-CPU node); export, aggregate and report read the S3 output; two updaters race on one S3
-state; a plan the cluster cannot place is refused; losing the only GPU node ends in the
-watchdog's message. Every driver is a subprocess; the nodes never see the AWS_* settings.
-Measured 2026-12-05: 6 passed in 13 min 18 s on the shared 2-core box at load average 30-60
-(setup 66 s, job-submit run 262 s, node-kill run 308 s, the rest 150 s); 960 articles
-(3 x 300 synthesized + the 60 of the sample) to keep it there.
+1-CPU node); export, aggregate and report read the S3 output; a second updater on one S3 state
+is refused by the first one's lease; a replacement GPU worker joins and is killed mid-update
+(the clean run's rows of that file are the baseline); a plan the cluster cannot place is
+refused; losing the only GPU node ends in the watchdog's message. Every driver is a
+subprocess; the nodes never see the AWS_* settings.
+Measured 2026-12-05 on the shared 2-core box: 7 passed in 5 min 4 s with the box nearly quiet
+(setup 22 s, job-submit run 85 s, node-kill run 75 s, update node-kill 37 s, lease 28 s, the
+rest 56 s), 10 min 33 s at load average 8-13; 960 articles (3 x 300 synthesized + the 60 of
+the sample) to keep it there.
 """
 from __future__ import annotations
 
@@ -21,21 +24,39 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import (BUCKET, ROOT, SYNTH_FILES, SYNTH_PER_FILE, biomine, committed,
-                                    s3_fs, shown, wait_until)
+from pyarrow.fs import FileType
+
+from tests.cluster.conftest import (BUCKET, FIRST_PMID, ROOT, SYNTH_FILES, SYNTH_PER_FILE, biomine,
+                                    committed, s3_fs, shown, wait_until)
 
 pytestmark = pytest.mark.cluster
-MINE = ["--tasks", "ner", "--demo-model", "--batch-size", "64", "--rows-per-file", "150", "--no-progress"]
+UPDATE = ["--tasks", "ner", "--demo-model", "--batch-size", "64", "--no-progress"]
+MINE = [*UPDATE, "--rows-per-file", "150"]
 N_SAMPLE = 60  # latest articles of the bundled sample
 TOTAL = SYNTH_FILES * SYNTH_PER_FILE + N_SAMPLE
 CLEAN, KILLED = f"s3://{BUCKET}/clean", f"s3://{BUCKET}/killed"
 
 
+ENTITY_COLUMNS = ["pmid", "section", "start", "end", "text", "type"]
+
+
 def entity_rows(moto, output: str) -> list[tuple]:
     """Entity rows without run ids, sorted: equal across runs of the same input."""
     t = committed(moto, output, "entities")
-    cols = ["pmid", "section", "start", "end", "text", "type"]
-    return sorted(zip(*(t.column(c).to_pylist() for c in cols))) if t.num_rows else []
+    return sorted(zip(*(t.column(c).to_pylist() for c in ENTITY_COLUMNS))) if t.num_rows else []
+
+
+def live(moto, state: str, table: str, columns: list[str]):  # noqa: ANN201
+    """The live rows of an update state's table (pipeline.state.read, no Ray)."""
+    from pipeline.state.read import read_current
+    from pipeline.storage import Location
+
+    base = state.removeprefix("s3://").rstrip("/")
+    return read_current(Location(state, s3_fs(moto), base), table, columns)
+
+
+def live_pmids(moto, state: str) -> list[int]:
+    return live(moto, state, "articles", ["pmid"]).column("pmid").to_pylist()
 
 
 def pmids(moto, output: str) -> list[int]:
@@ -120,31 +141,71 @@ def test_export_aggregate_and_report_read_the_s3_output(cluster, moto, driver_en
                fs.get_file_info(FileSelector(f"{BUCKET}/clean/graph", recursive=True)))
 
 
-def test_update_on_s3_state_with_a_concurrent_updater(cluster, moto, inputs, driver_env, tmp_path):
-    state = f"s3://{BUCKET}/state"
-    # two jobs on a cluster with one GPU left can starve each other (each holds CPU slots the other
-    # needs): the watchdog must then end the stalled one with its message instead of a hang
-    args = ["update", "-i", inputs["updates"], "-o", state, "--tasks", "ner", "--demo-model",
-            "--batch-size", "64", "--no-progress", "--stall-timeout", "60", "--address", cluster.address]
+def test_update_on_s3_state_a_second_updater_is_refused_by_the_lease(cluster, moto, inputs, driver_env):
+    state, lease = f"s3://{BUCKET}/state", f"{BUCKET}/state/_lease.json"
+    args = ["update", "-i", inputs["updates"], "-o", state, *UPDATE, "--stall-timeout", "120",
+            "--address", cluster.address]
+    fs = s3_fs(moto)
     first = biomine(args, driver_env, wait=False)
-    time.sleep(3)
-    second = biomine(args, driver_env, wait=False)
-    results = []
-    for p in (first, second):
-        out, err = p.communicate(timeout=400)
-        results.append((p.returncode, out, err))
-    for code, _, err in results:  # committed, lost the commit race, or stalled: never silent
-        assert code == 0 or (code == 1 and ("committed nothing" in err or "no block moved" in err)), \
-            (code, err[-2000:])
+    assert wait_until(lambda: fs.get_file_info(lease).type == FileType.File or first.poll() is not None, 120)
+    assert first.poll() is None, "the first updater ended before the second could start"
+    with fs.open_input_stream(lease) as f:
+        holder = json.loads(f.read())
+    began = time.monotonic()
+    second = biomine(args, driver_env, timeout=120)  # at once: no Ray, no work, no stall
+    took = time.monotonic() - began
+    assert second.returncode == 2, shown(second)
+    errors = [line for line in second.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("biomine update: error: s3://bucket/state is in use"), \
+        shown(second)
+    assert (f"another biomine update (run {holder['run_id']}, host {holder['host']}, pid {first.pid}, "
+            f"started {holder['started']}, last heartbeat") in errors[0] and "--break-lease" in errors[0]
+    assert took < 90, took  # python start + preflight; the first updater works on meanwhile
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, f"exit {first.returncode}\n{out[-2000:]}\n{err[-4000:]}"
+    assert fs.get_file_info(lease).type == FileType.NotFound  # released when the job ended
     rerun = biomine(args, driver_env, timeout=300)
-    assert rerun.returncode == 0, shown(rerun)
-    if any(code == 0 for code, _, _ in results):  # one committed: the rerun has nothing to do
-        assert "already processed, skipped" in rerun.stdout, shown(rerun)
-    out = tmp_path / "state.jsonl"
-    done = biomine(["export", state, "--format", "jsonl", "-o", str(out)], driver_env)
-    assert done.returncode == 0, shown(done)
-    ids = [json.loads(line)["pmid"] for line in out.read_text().splitlines()]
+    assert rerun.returncode == 0 and "already processed, skipped" in rerun.stdout, shown(rerun)
+    ids = live_pmids(moto, state)
     assert ids and len(ids) == len(set(ids))
+
+
+def test_update_with_a_worker_killed_every_pmid_once_equal_to_clean(cluster, moto, inputs, driver_env,
+                                                                    tmp_path):
+    # two GPU workers again (the run above killed one); one GPU actor, so a lost one has a GPU to go to
+    spare = cluster.add_worker(cpus=1, gpus=1)
+    cluster.wait_for_nodes(3, timeout=120)
+    state, name = f"s3://{BUCKET}/state-killed", "pubmed26n0001"
+    settings = tmp_path / "update.json"
+    settings.write_text(json.dumps({"rows_per_file": 100}))  # 3 state commits of the file's run
+    args = ["update", "-i", f"{inputs['pubmed']}{name}.xml.gz", "-o", state, *UPDATE, "--gpus", "1",
+            "--config", str(settings), "--stall-timeout", "120", "--address", cluster.address]
+    proc = biomine(args, driver_env, wait=False)
+    fs = s3_fs(moto)
+
+    def some_commit() -> bool:
+        from pyarrow.fs import FileSelector
+
+        infos = fs.get_file_info(FileSelector(f"{BUCKET}/state-killed/runs/{name}/_commits",
+                                              allow_not_found=True))
+        return any(i.base_name.endswith(".parquet") for i in infos) or proc.poll() is not None
+
+    assert wait_until(some_commit, 240)
+    assert proc.poll() is None, "the update finished before the worker could be killed"
+    cluster.kill_node(spare)
+    out, err = proc.communicate(timeout=300)
+    if proc.returncode != 0:  # allowed: fail with exit 1, then the rerun finishes
+        assert proc.returncode == 1, f"exit {proc.returncode}\n{out[-2000:]}\n{err[-4000:]}"
+        done = biomine(args, driver_env, timeout=300)
+        assert done.returncode == 0, shown(done)
+    got = live_pmids(moto, state)
+    want = list(range(FIRST_PMID, FIRST_PMID + SYNTH_PER_FILE))  # the file's PMIDs, each once
+    assert len(got) == len(set(got)) and sorted(got) == want
+    ents = live(moto, state, "entities", ENTITY_COLUMNS)
+    rows = sorted(zip(*(ents.column(c).to_pylist() for c in ENTITY_COLUMNS)))
+    assert rows and rows == [r for r in entity_rows(moto, CLEAN) if r[0] in set(want)]
+    assert fs.get_file_info(f"{BUCKET}/state-killed/_lease.json").type == FileType.NotFound
+    cluster.wait_for_nodes(2)
 
 
 def test_a_plan_the_cluster_cannot_place_is_refused_up_front(cluster, inputs, driver_env):

@@ -122,3 +122,26 @@ def test_parse_reads_mismatched_compression_both_ways(tmp_path, data_dir, capsys
                  "--output", str(out)]) == 0
     assert pq.read_table(out / "articles").num_rows == 60 and not (out / "errors").exists()
     assert "errors: 0" in capsys.readouterr().out
+
+
+def test_a_folder_leased_by_another_live_job_is_refused_in_one_line_before_ray(tmp_path):
+    from pipeline.storage.lease import LEASE_FILE
+
+    holder = {"job": "run", "run_id": "20261205T101500-ab12cd", "host": "gpu-7", "pid": 4242,
+              "started": "2026-12-05T10:15:00+00:00", "heartbeat": "2999-01-01T00:00:00+00:00",
+              "ttl_s": 600, "token": "theirs"}
+    out, state = tmp_path / "out", tmp_path / "state"
+    for folder in (out, state):
+        folder.mkdir()
+        (folder / LEASE_FILE).write_text(json.dumps(holder))
+    results = [*probe([["update", "--state", str(state), "-i", sample_inputs()[-1], "--demo-model",
+                        "--tasks", "ner"]]),
+               *probe([["run", "--sample", "--demo-model", "--tasks", "ner", "-o", str(out)]])]
+    for (rc, err, ray_loaded), name in zip(results, ("update", "run")):
+        assert rc == 2 and (name == "run" or not ray_loaded), err  # run imports ray, starts none
+        assert len(err.strip().splitlines()) == 1 and err.startswith(f"biomine {name}: error: "), err
+        assert ("run 20261205T101500-ab12cd, host gpu-7, pid 4242, started 2026-12-05T10:15:00+00:00, "
+                "last heartbeat 2999-01-01T00:00:00+00:00") in err and "--break-lease" in err
+    for folder in (out, state):
+        assert json.loads((folder / LEASE_FILE).read_text()) == holder  # left as it was
+        assert sorted(p.name for p in folder.iterdir()) == [LEASE_FILE]  # nothing else written

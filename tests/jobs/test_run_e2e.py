@@ -98,6 +98,7 @@ def test_sample_end_to_end(ray_cluster, tmp_path):
         assert saved["counts"]["written"][column] == sum(articles.column(column).to_pylist())
     assert "n_generated" in saved["counts"]["written"]
     assert saved["versions"]["ray"] and saved["versions"]["torch"]
+    assert not (out / "_lease.json").exists()  # released when the run ended
     # a rerun of a finished run does no model work
     again = run(config(inputs, out))
     assert again["history"][-1]["status"] == "nothing to do" and again["status"] == "finished"
@@ -121,6 +122,7 @@ def test_kill_and_resume_is_exactly_once(ray_cluster, tmp_path):
         capture_output=True, text=True, timeout=300)
     assert crash.returncode == 1, crash.stderr[-3000:]
     assert "injected fault" in crash.stderr and "run the same command again" in crash.stderr
+    assert not (out / "_lease.json").exists()  # a failed run releases its lease too
     wait_for_idle_cluster(ray_cluster)  # the dead driver's actors are gone
     crashed = json.loads((out / "_manifest.json").read_text())
     assert crashed["status"] == "failed" and "injected fault" in crashed["failure"]

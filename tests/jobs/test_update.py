@@ -58,6 +58,7 @@ def test_update_folds_files_into_current_and_history(ray_cluster, tmp_path, caps
         (103, "pubmed26n0001.xml"), (104, "pubmed26n0002.xml")]
     assert read(state / "history" / "deletions").column("pmid").to_pylist() == [102]
     assert not (state / "graph").exists()  # the graph is opt-in: no `biomine aggregate` yet
+    assert not list(state.rglob("_lease.json"))  # STATE's lease released; the file runs take none
 
     # the same files again: nothing changes
     before = (state / "_state.json").read_text()
@@ -94,3 +95,24 @@ def test_update_refuses_other_settings(ray_cluster, tmp_path, capsys):
                  "--tasks", "re-ddi", "--no-progress"])
     assert code == 2
     assert "was built with" in capsys.readouterr().err
+
+
+def test_update_refuses_a_live_lease_and_breaks_a_dead_ones(ray_cluster, tmp_path, capsys):
+    inputs, state = tmp_path / "in", tmp_path / "state"
+    inputs.mkdir()
+    state.mkdir()
+    write(inputs, "pubmed26n0001.xml", article_xml(301, "one"))
+    # left by an updater whose driver was killed a moment ago: its heartbeat still looks live
+    (state / "_lease.json").write_text(json.dumps({
+        "job": "update", "run_id": "update-killed", "host": "gpu-3", "pid": 777,
+        "started": "2026-12-05T10:00:00+00:00", "heartbeat": "2999-01-01T00:00:00+00:00", "ttl_s": 600,
+        "token": "dead"}))
+    args = ["update", "--state", str(state), "-i", str(inputs), "--demo-model", "--tasks", "ner",
+            "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "in use by another biomine update (run update-killed, host gpu-3, pid 777" in err
+    assert not (state / "_state.json").exists()  # refused before any work
+    assert main([*args, "--break-lease"]) == 0
+    assert "pubmed26n0001.xml: upserted 1" in capsys.readouterr().out
+    assert not (state / "_lease.json").exists()
