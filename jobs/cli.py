@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 # Each module defines `register(subparsers)`, which adds its sub-command and sets `func`.
 # Modules import heavy dependencies (torch, ray) inside their handlers, so `--help` stays fast.
@@ -97,6 +101,24 @@ def _warn_on_lock_drift(name: str) -> None:
             print(f"{name}: warning: {warning}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`ray job stop`, a pod or a scheduler stopping the driver) ends a command as Ctrl-C
+    does: the manifest says interrupted, leases are released, committed work is kept (exit 130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `biomine` console script."""
     args = build_parser().parse_args(argv)
@@ -106,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     name = f"biomine {args.command}"
     _warn_on_lock_drift(name)
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # RunInterrupted too: the manifest already says so
         where = f" ({exc.manifest['run_id']})" if hasattr(exc, "manifest") else ""
         print(f"\n{name}: interrupted{where}; committed work is kept: run the same command again "

@@ -10,40 +10,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.cluster.nodes import free_ports, pids_naming
+from tests.cluster.nodes import free_ports, kill_all
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def stop_cluster(pgid: int, temp_dir: str) -> None:
-    """Stop only this cluster: its process group, then stragglers naming its temp dir."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-        for pid in pids_naming(temp_dir):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 10
-        while pids_naming(temp_dir) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not pids_naming(temp_dir):
-            return
 
 
 @pytest.fixture()
@@ -79,7 +58,7 @@ def second_cluster() -> Iterator[tuple[str, str]]:
     finally:
         if starter.poll() is None:
             starter.kill()
-        stop_cluster(starter.pid, temp_dir)
+        kill_all([starter.pid], temp_dir)  # only this cluster: its group, then stragglers naming its dir
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
