@@ -16,15 +16,6 @@ from pipeline.storage.lease import LEASE_FILE, Lease, LeaseConfig, LeaseHeld, ho
 QUICK = LeaseConfig(ttl_s=3.0, heartbeat_s=0.2)
 
 
-@pytest.fixture(params=["local", "s3"])
-def loc(request, tmp_path):
-    """A fresh folder: local, or a key prefix in the test bucket."""
-    if request.param == "local":
-        return Location.open(str(tmp_path / "out"))
-    server = request.getfixturevalue("s3")
-    return Location.open(server.uri(f"lease/{request.node.name.replace('[', '-').rstrip(']')}-{time.time_ns()}"))
-
-
 def iso(seconds_ago: float) -> str:
     return datetime.fromtimestamp(time.time() - seconds_ago, timezone.utc).isoformat(timespec="seconds")
 
