@@ -224,13 +224,56 @@ def postprocess_share(work: Path) -> dict:
     return result
 
 
+INDEXING_NAMES = ("Humans", "Male", "Female", "Animals", "Rats", "Rats, Sprague-Dawley", "Adult", "Middle Aged",
+                  "Aged", "Mice", "Dose-Response Relationship, Drug", "Time Factors", "Kidney", "Cisplatin",
+                  "Antineoplastic Agents", "Retrospective Studies", "Treatment Outcome", "Risk Factors", "Child",
+                  "Adolescent")
+
+
+def indexing_cost() -> dict:
+    """Link the dev mentions with the bundled lexicon, each article carrying 15 MeSH indexing names
+    (as real PubMed articles do; the names repeat across articles): CPU per mention, cold and warm."""
+    import random
+
+    from pipeline.linking.lexicon import Lexicon
+    from pipeline.linking.linker import ArticleContext, Linker
+    from pipeline.tasks.pubtator import read_pubtator
+
+    docs = read_pubtator(GOLD / "CDR_DevelopmentSet.PubTator.txt")
+    rng = random.Random(0)
+    articles = [(d, {f"D{rng.randrange(10**6):06d}": (n, "") for n in rng.sample(INDEXING_NAMES, 15)})
+                for d in docs]
+    linker = Linker(Lexicon("bundled:cdr-do"))
+    out = {}
+    for name in ("cold", "warm"):
+        started, n = time.process_time(), 0
+        for doc, indexing in articles:
+            context = ArticleContext.of(doc.title, doc.abstract, indexing)
+            for m in doc.mentions:
+                linker.link(m.text, m.type, context)
+                n += 1
+        out[f"cpu_us_per_mention_{name}"] = round(1e6 * (time.process_time() - started) / n, 1)
+    return {"mentions": n, "indexing_names_per_article": 15, **out}
+
+
 def main() -> None:
     """Run every part, print (and write) the JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--descriptors", type=int, default=31_000)
     parser.add_argument("--scrs", type=int, default=324_000)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--part", choices=["all", "indexing"], default="all",
+                        help="indexing: only the cost with article indexing (seconds, no MeSH build)")
     args = parser.parse_args()
+    if args.part == "indexing":
+        result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                              "load_avg_start": os.getloadavg()}, "with_indexing": indexing_cost()}
+        result["machine"]["load_avg_end"] = os.getloadavg()
+        text = json.dumps(result, indent=2)
+        print(text)
+        if args.out:
+            args.out.write_text(text + "\n")
+        return
     from pipeline.tasks.pubtator import read_pubtator
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,6 +288,7 @@ def main() -> None:
         result["synthetic_mesh"]["write_s"] = round(time.time() - started, 1)
         result["build"] = build_at_scale(work)
         result["lookup_at_scale"] = load_and_lookup(work, mentions)
+        result["with_indexing"] = indexing_cost()
         result["machine"]["load_avg_end"] = os.getloadavg()
     text = json.dumps(result, indent=2)
     print(text)

@@ -16,7 +16,7 @@ Lexicon look-ups do not depend on the article, so they are cached per (text, typ
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -57,6 +57,7 @@ class ArticleContext:
     def __init__(self, text: str = "", indexing: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.text = text
         self.indexing = dict(indexing or {})
+        self._indexing_keys: dict[tuple[int, str], list[tuple[str, str]]] | None = None
 
     @classmethod
     def of(cls, title: str | None, abstract: str | None,
@@ -73,14 +74,16 @@ class ArticleContext:
         """Short form -> long form defined in the text."""
         return find_abbreviations(self.text)
 
-    @cached_property
-    def indexing_keys(self) -> dict[tuple[int, str], list[tuple[str, str]]]:
-        """(level, key) -> [(UI, type)] of the indexing names."""
-        out: dict[tuple[int, str], list[tuple[str, str]]] = {}
-        for ui, (name, type_) in self.indexing.items():
-            for level, key in keys(name).items():
-                out.setdefault((level, key), []).append((ui, type_))
-        return out
+    def indexing_keys(self, keys_of: Callable[[str], Mapping[int, str]] = keys
+                      ) -> dict[tuple[int, str], list[tuple[str, str]]]:
+        """(level, key) -> [(UI, type)] of the indexing names (worked out once per article)."""
+        if self._indexing_keys is None:
+            out: dict[tuple[int, str], list[tuple[str, str]]] = {}
+            for ui, (name, type_) in self.indexing.items():
+                for level, key in keys_of(name).items():
+                    out.setdefault((level, key), []).append((ui, type_))
+            self._indexing_keys = out
+        return self._indexing_keys
 
 
 def _short_form_shaped(text: str) -> bool:
@@ -97,6 +100,16 @@ class Linker:
         self.abbreviations = abbreviations
         self.fallback = fallback
         self._cache: dict[tuple, Any] = {}
+        self._key_cache: dict[str, dict[int, str]] = {}
+
+    def _keys(self, text: str) -> dict[int, str]:
+        """`normalize.keys` of a text, cached (indexing names repeat across articles: "Humans")."""
+        found = self._key_cache.get(text)
+        if found is None:
+            if len(self._key_cache) >= CACHE_SIZE:
+                self._key_cache.clear()
+            found = self._key_cache[text] = keys(text)
+        return found
 
     def _lookup(self, text: str, wanted: str | None) -> Candidates | None:
         """The first level whose key names concepts of the type (or of unknown type)."""
@@ -112,7 +125,7 @@ class Linker:
                 if not looser:
                     break
                 looser = False
-                level_keys = {lv: k for lv, k in keys(text).items() if lv > LOWER}
+                level_keys = {lv: k for lv, k in self._keys(text).items() if lv > LOWER}
                 continue
             level, rows = result
             hits = []
@@ -146,10 +159,11 @@ class Linker:
     def _indexing_match(self, text: str, wanted: str | None, context: ArticleContext) -> Link | None:
         if not context.indexing:
             return None
-        for level, key in keys(text).items():
+        index = context.indexing_keys(self._keys)
+        for level, key in self._keys(text).items():
             if level > self.max_level:
                 break
-            for ui, ctype in context.indexing_keys.get((level, key), ()):
+            for ui, ctype in index.get((level, key), ()):
                 if wanted is None or ctype in (wanted, ""):
                     return Link(ui, "article-indexing", round(LEVEL_SCORE[level] * 0.9, 3))
         return None
