@@ -300,6 +300,12 @@ def _execute(ray: Any, config: RunConfig, files: list[str], pending: pa.Table, r
         watchdog.stop()
 
 
+def _settings_diff(stored: dict, now: dict) -> str:
+    """What differs between a stored run's settings and this start's, one `key stored -> now` each."""
+    keys = sorted(set(stored) | set(now))
+    return ", ".join(f"{k} {stored.get(k)!r} -> {now.get(k)!r}" for k in keys if stored.get(k) != now.get(k))
+
+
 def _run_id(config: RunConfig, out: Location) -> str:
     """The run id: from the config, else the one stored by an earlier start of this output."""
     out.makedirs()
@@ -310,8 +316,10 @@ def _run_id(config: RunConfig, out: Location) -> str:
     if out.exists("_run.json"):
         stored = out.read_json("_run.json")
         if stored["settings"] != settings:
-            raise ValueError(f"{out.url()} holds a run with other settings {stored['settings']}; "
-                             f"use a new output folder")
+            differs = _settings_diff(stored["settings"], settings)
+            raise ValueError(f"{out.url()} holds a run with other settings: {differs}; resume it with its "
+                             "settings (a run stored without a lexicon resumes with --lexicon none) or use "
+                             "a new output folder")
         if config.run_id and config.run_id != stored["run_id"]:
             raise ValueError(f"{out.url()} belongs to run {stored['run_id']}, not {config.run_id}")
         return stored["run_id"]
