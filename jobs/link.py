@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.config import DEFAULT_LEXICON
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `link` sub-command."""
@@ -11,8 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__ + "\n\nUnlinked mentions get -1; relation lines are kept.")
     p.add_argument("input", metavar="IN", help="PubTator file (or BioC .xml)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
-    p.add_argument("--lexicon", default="bundled:cdr-do",
-                   help="lexicon folder (`biomine lexicon build`) or bundled:NAME (default bundled:cdr-do)")
+    p.add_argument("--lexicon", default=DEFAULT_LEXICON,
+                   help=f"lexicon folder (`biomine lexicon build`) or bundled:NAME (default {DEFAULT_LEXICON})")
     p.add_argument("--format", dest="fmt", choices=("auto", "PubTator", "BioC"), default="auto",
                    help="input format (default: .xml is BioC, anything else PubTator)")
     p.set_defaults(func=handle)

@@ -6,6 +6,8 @@ import json
 import logging
 from importlib import resources
 
+from pipeline.config import DEFAULT_LEXICON
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +36,7 @@ def add_mining_options(p: argparse.ArgumentParser) -> None:
                    "bundled:NAME (default with ner: bundled:cdr-small; 'demo': the random tagger)")
     p.add_argument("--entities", help="entity dictionary (*.entities.json) for ID linking")
     p.add_argument("--lexicon", help="MeSH lexicon that links every mention and relation end: a folder "
-                   "(`biomine lexicon build`) or bundled:NAME (default bundled:cdr-do); 'none': no linking")
+                   f"(`biomine lexicon build`) or bundled:NAME (default {DEFAULT_LEXICON}); 'none': no linking")
     p.add_argument("--demo-model", action="store_true", default=None,
                    help="tiny random BioGPT built on the spot for RE (runs anywhere; output "
                    "meaningless); ner keeps the bundled tagger unless --ner-model demo")

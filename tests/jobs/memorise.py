@@ -44,3 +44,13 @@ def mine(ray_cluster: Any, xml: Path, out: Path, *args: str) -> int:
                      "--address", ray_cluster.get_runtime_context().gcs_address])
     finally:
         context.execution_no_progress_timeout_s = patience
+
+
+def train_memorise(task: str, gold: Path, base: Path, out: Path, *, epochs: int, lr: str, warmup: int,
+                   micro_batch_tokens: int) -> int:
+    """`biomine train-re` as the memorisation tests run it: one document per update, target-only
+    loss, the last 2 epochs averaged, seed 0."""
+    return main(["train-re", "--task", task, "--train", str(gold), "--base", str(base), "-o", str(out),
+                 "--epochs", str(epochs), "--lr", lr, "--warmup", str(warmup), "--tokens-per-update", "1",
+                 "--micro-batch-tokens", str(micro_batch_tokens), "--keep-last", "2",
+                 "--target-only-loss", "--seed", "0"])

@@ -14,7 +14,7 @@ import pytest
 from jobs.cli import main
 from pipeline.tasks.pubtator import read_pubtator, write_pubtator
 from pipeline.training.re_data import longest_names, pubtator_records
-from tests.jobs.memorise import mine, pubmed_xml, save_random_base
+from tests.jobs.memorise import mine, pubmed_xml, save_random_base, train_memorise
 from tests.pipeline.evaluate.kit import JAVA, run_jar
 
 pytestmark = [pytest.mark.ray,
@@ -57,10 +57,8 @@ def test_train_re_memorises_and_mining_scores_with_the_official_jar(ray_cluster,
     base = save_random_base(tmp_path / "base")
     started = time.perf_counter()
     out = tmp_path / "re"
-    assert main(["train-re", "--task", "bc5cdr", "--train", str(gold), "--base", str(base),
-                 "-o", str(out), "--epochs", str(EPOCHS), "--lr", "1e-2", "--warmup", "100",
-                 "--tokens-per-update", "1", "--micro-batch-tokens", "250", "--keep-last", "2",
-                 "--target-only-loss", "--seed", "0"]) == 0
+    assert train_memorise("bc5cdr", gold, base, out, epochs=EPOCHS, lr="1e-2", warmup=100,
+                          micro_batch_tokens=250) == 0
     log = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     trained = time.perf_counter() - started
     mined = tmp_path / "mined"

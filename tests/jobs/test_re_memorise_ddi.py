@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import pytest
 
 from jobs.cli import main
-from tests.jobs.memorise import mine, pubmed_xml, save_random_base
+from tests.jobs.memorise import mine, pubmed_xml, save_random_base, train_memorise
 
 pytestmark = pytest.mark.ray
 N_DOCS = 16
@@ -75,10 +75,8 @@ def test_train_re_ddi_memorises_and_biomine_evaluate_scores_the_run(ray_cluster,
                                for pmid, doc in docs.items()]))
     base = save_random_base(tmp_path / "base")
     out = tmp_path / "re"
-    assert main(["train-re", "--task", "ddi", "--train", str(gold), "--base", str(base),
-                 "-o", str(out), "--epochs", str(EPOCHS), "--lr", "3e-3", "--warmup", "50",
-                 "--tokens-per-update", "1", "--micro-batch-tokens", "1", "--keep-last", "2",
-                 "--target-only-loss", "--seed", "0"]) == 0
+    assert train_memorise("ddi", gold, base, out, epochs=EPOCHS, lr="3e-3", warmup=50,
+                          micro_batch_tokens=1) == 0
     log = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     trained = time.perf_counter() - started
     mined = tmp_path / "mined"
